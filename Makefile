@@ -1,0 +1,63 @@
+# StoryHub: the commands the README names.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+export TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/storyhub
+
+.PHONY: help venv run migrate seed test test-sqlite test-postgres lint bench fuzz clean
+
+help:
+	@echo "make run    - set up .venv, migrate, load demo data, serve on http://127.0.0.1:8000 (SQLite)"
+	@echo "make test   - set up .venv and run lint, migration checks and the whole suite on SQLite and PostgreSQL"
+	@echo "make bench  - benchmarks on PostgreSQL, writes docs/benchmarks.{md,json}"
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	@touch $@
+
+venv: $(VENV)/.installed
+
+migrate: venv
+	$(PY) manage.py migrate --noinput
+
+seed: migrate
+	$(PY) manage.py seed_demo
+
+run: seed
+	$(PY) manage.py runserver 127.0.0.1:8000
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	DJANGO_SETTINGS_MODULE=storyhub.settings.test $(PY) manage.py makemigrations --check --dry-run
+	DJANGO_SETTINGS_MODULE=storyhub.settings.test $(PY) manage.py check
+	DJANGO_SETTINGS_MODULE=storyhub.settings.test $(PY) manage.py spectacular --validate --fail-on-warn --file /dev/null
+
+test-sqlite: venv
+	env -u DATABASE_URL $(PY) -m pytest
+
+# With CI=true a missing PostgreSQL is a failure; locally it is skipped with a warning.
+test-postgres: venv
+	@if ! $(PY) scripts/wait_for_db.py --url "$$TEST_DATABASE_URL" --timeout 5; then \
+	  if [ "$$CI" = "true" ]; then echo "PostgreSQL is required when CI=true" >&2; exit 1; fi; \
+	  echo "WARNING: PostgreSQL not reachable at $$TEST_DATABASE_URL; skipping the PostgreSQL run." >&2; exit 0; \
+	fi
+	DATABASE_URL="$$TEST_DATABASE_URL" STORYHUB_REQUIRE_POSTGRES=1 $(PY) -m pytest
+
+test: lint test-sqlite test-postgres
+
+# Benchmarks on PostgreSQL (dedicated storyhub_bench database, created and dropped by the run).
+BENCH_PG_URL ?= postgres://postgres@127.0.0.1:5432
+bench: venv
+	@command -v wrk >/dev/null || (command -v apt-get >/dev/null && apt-get install -y wrk >/dev/null) || echo "WARNING: wrk missing; throughput is skipped" >&2
+	BENCH_PG_URL="$(BENCH_PG_URL)" $(PY) -m bench.run
+
+# API fuzzing with a larger budget than the one inside `make test`.
+fuzz: venv
+	FUZZ_MAX_EXAMPLES=$${FUZZ_MAX_EXAMPLES:-200} FUZZ_MAX_SECONDS=$${FUZZ_MAX_SECONDS:-600} $(PY) -m pytest tests/fuzz -q -p no:cacheprovider
+
+clean:
+	rm -rf $(VENV) staticfiles .pytest_cache

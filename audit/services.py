@@ -1,0 +1,67 @@
+"""Writing audit rows. Called by every service *inside* its transaction, never from
+signals, so a rolled-back write leaves no audit row and a committed one always has one."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from django.db import connection, models
+
+from .context import current
+from .models import AuditLog
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, models.Model):
+        return str(value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    return value
+
+
+def audit_record(
+    *,
+    actor,
+    action: str,
+    target: models.Model | None = None,
+    entity_type: str | None = None,
+    entity_id: str | int | None = None,
+    changes: dict[str, tuple[Any, Any]] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> AuditLog:
+    """Append one audit row for `action` on `target` by `actor` (a user, or None for
+    system / CLI writes). `changes` maps field → (old, new)."""
+    if not connection.in_atomic_block:
+        raise RuntimeError("audit_record must run inside the transaction of the write it records.")
+    ctx = current()
+    details: dict[str, Any] = {"source": ctx.source}
+    if ctx.request_id:
+        details["request_id"] = ctx.request_id
+    if ctx.api_key_id is not None:
+        details["api_key_id"] = ctx.api_key_id
+    if changes:
+        details["changes"] = {
+            field: {"old": _jsonable(old), "new": _jsonable(new)} for field, (old, new) in changes.items()
+        }
+    if extra:
+        details.update(_jsonable(extra))
+    if target is not None:
+        entity_type = entity_type or target._meta.model_name
+        entity_id = target.pk if entity_id is None else entity_id
+    user = actor if getattr(actor, "is_authenticated", False) else None
+    return AuditLog.objects.create(
+        action=action,
+        entity_type=entity_type or "",
+        entity_id="" if entity_id is None else str(entity_id),
+        user=user,
+        user_repr=user.get_username() if user else "",
+        details=details,
+    )

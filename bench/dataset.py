@@ -1,0 +1,312 @@
+"""Benchmark dataset generator: N stories on PostgreSQL, loaded with COPY.
+
+Data generation is setup, not a measured service path, so rows are written with COPY;
+projects, workflows, users and memberships still go through the services. The shape:
+
+- `projects` projects of equal size (the 100k dataset = 10 projects of 10,000 stories);
+- stories grouped in epics of 100; each story `blocks`-depends on ~3 earlier stories:
+  the previous story of its epic (half the time: chains up to 100 deep), two random
+  earlier ones of its epic, sometimes a story of the project's first ("platform") epic,
+  and sometimes (cross-project) a platform story of an earlier project. Edges always point
+  to a smaller id, so the graph is acyclic; transitive closures stay realistic (hundreds).
+- statuses spread over every workflow category (earlier stories are more often done);
+- every story has 1-3 status_history rows (created, then transitions) and one audit row
+  per history row, like the services write them.
+
+Usage: python -m bench.dataset --db storyhub_bench --stories 100000 --projects 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+
+EPIC_SIZE = 100
+BENCH_USER = "bench-member"
+BENCH_PASSWORD = "bench-password"  # noqa: S105 - local throwaway benchmark database
+OTHER_USER = "bench-outsider"
+
+# (slug, weight) of the final status; the path walked to get there gives the history.
+FINAL_STATUS = [
+    ("draft", 10),
+    ("backlog", 12),
+    ("ready", 16),
+    ("in_progress", 8),
+    ("review", 5),
+    ("blocked", 3),
+    ("done", 34),
+    ("accepted", 7),
+    ("cancelled", 5),
+]
+PATH_TO = {
+    "draft": ["draft"],
+    "backlog": ["draft", "backlog"],
+    "ready": ["backlog", "ready"],
+    "in_progress": ["ready", "in_progress"],
+    "review": ["ready", "in_progress", "review"],
+    "blocked": ["ready", "blocked"],
+    "done": ["ready", "in_progress", "done"],
+    "accepted": ["in_progress", "done", "accepted"],
+    "cancelled": ["backlog", "cancelled"],
+}
+LABELS = ["api", "db", "ui", "infra", "security", "perf", "docs", "cli", "import", "graph"]
+WORDS = ["sync", "parse", "index", "cache", "export", "import", "render", "queue", "schema", "audit", "graph", "order"]
+
+
+def server_url(db: str = "postgres") -> str:
+    base = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432")
+    return f"{base.rstrip('/')}/{db}"
+
+
+def recreate_database(db: str) -> None:
+    if not db.startswith("storyhub_bench"):
+        raise SystemExit(f"refusing to drop {db!r}: bench databases are named storyhub_bench*")
+    with psycopg.connect(server_url(), autocommit=True) as conn:
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            (db,),
+        )
+        conn.execute(f'DROP DATABASE IF EXISTS "{db}"')
+        conn.execute(f'CREATE DATABASE "{db}"')
+
+
+def drop_database(db: str) -> None:
+    if not db.startswith("storyhub_bench"):
+        raise SystemExit(f"refusing to drop {db!r}")
+    with psycopg.connect(server_url(), autocommit=True) as conn:
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            (db,),
+        )
+        conn.execute(f'DROP DATABASE IF EXISTS "{db}"')
+
+
+def setup_django(db: str) -> None:
+    os.environ["DATABASE_URL"] = server_url(db)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "storyhub.settings.local")
+    import django
+
+    django.setup()
+
+
+def _copy(cur, table: str, columns: list[str], rows) -> int:
+    n = 0
+    with cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
+            n += 1
+    return n
+
+
+def build(db: str, stories: int, projects: int, seed: int = 7, quiet: bool = False) -> dict:
+    """Create `db` from scratch (migrations + COPY) and return a description of it."""
+    t0 = time.perf_counter()
+    recreate_database(db)
+    setup_django(db)
+    from django.core.management import call_command
+    from django.db import connection
+
+    call_command("migrate", verbosity=0, interactive=False)
+    from django.contrib.auth import get_user_model
+
+    from stories import services
+    from stories.models import Status
+
+    User = get_user_model()
+    member = User.objects.create_user(username=BENCH_USER, password=BENCH_PASSWORD, is_staff=False)
+    outsider = User.objects.create_user(username=OTHER_USER, password=BENCH_PASSWORD)
+    project_objs = []
+    for p in range(projects):
+        proj = services.project_create(actor=None, slug=f"bench-{p:02d}", name=f"Bench project {p:02d}")
+        services.project_member_set(actor=None, project=proj, user=member, role="member")
+        project_objs.append(proj)
+    status_ids = {
+        (s.project_id, s.slug): s.pk for s in Status.objects.filter(project__in=project_objs).only("project_id", "slug")
+    }
+
+    rng = random.Random(seed)
+    per_project = stories // projects
+    finals = [s for s, _ in FINAL_STATUS]
+    weights = [w for _, w in FINAL_STATUS]
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    sid = 0
+    story_rows, dep_rows, hist_rows, audit_rows = [], [], [], []
+    platform_ids: dict[int, list[int]] = {}
+    epic_rows = []
+    epic_id = 0
+    for p, proj in enumerate(project_objs):
+        first_in_project = sid + 1
+        for j in range(per_project):
+            sid += 1
+            epic_idx, pos = divmod(j, EPIC_SIZE)
+            if pos == 0:
+                epic_id += 1
+                epic_rows.append((epic_id, proj.pk, f"epic-{epic_idx:03d}", f"Epic {epic_idx}", "", now, now))
+            # earlier stories are more often finished
+            bias = 1.0 - j / per_project
+            w = [
+                wt * (1.0 + 2.0 * bias if s in ("done", "accepted") else 1.0)
+                for s, wt in zip(finals, weights, strict=False)
+            ]
+            final = rng.choices(finals, w)[0]
+            prio = rng.choice([1, 2, 2, 3, 3, 3, 4, 5])
+            est = rng.choice(["1sp", "2sp", "3sp", "1-2sp", "5", "8sp"])
+            lo, _, hi = est.rstrip("sp").partition("-")
+            key = f"B{p:02d}-{j + 1:05d}"
+            created = now - timedelta(days=per_project - j)
+            story_rows.append(
+                (
+                    sid,
+                    proj.pk,
+                    key,
+                    f"{rng.choice(WORDS).title()} {rng.choice(WORDS)} for {key}",
+                    None,
+                    epic_id,
+                    status_ids[(proj.pk, final)],
+                    prio,
+                    est,
+                    lo,
+                    hi or lo,
+                    f"{key.lower()}-branch",
+                    f"stories/{key}.md",
+                    "team-a",
+                    "planning-agent",
+                    json.dumps(rng.sample(LABELS, 2)),
+                    created.date(),
+                    created.date(),
+                    f"# {key}\n\nGenerated benchmark story.\n",
+                    json.dumps({"layer": "bench", "market": "global"}),
+                    len(PATH_TO[final]) + (0 if PATH_TO[final][0] == "draft" else 1),
+                    created,
+                    created,
+                )
+            )
+            # ~3 blocks dependencies, always to earlier stories
+            epic_start = first_in_project + epic_idx * EPIC_SIZE
+            deps: set[int] = set()
+            if pos > 0 and rng.random() < 0.5:
+                deps.add(sid - 1)
+            while pos > 1 and len(deps) < 2 + (pos > 3):
+                deps.add(rng.randint(epic_start, sid - 1))
+            plat = platform_ids.setdefault(p, [])
+            if epic_idx == 0:
+                plat.append(sid)
+            elif rng.random() < 0.3:
+                deps.add(rng.choice(plat))
+            if p > 0 and rng.random() < 0.03:
+                deps.add(rng.choice(platform_ids[rng.randrange(p)]))
+            for d in deps:
+                dep_rows.append((sid, d, "blocks", "", created))
+            # history: created (old NULL) then each step; one audit row each
+            path = PATH_TO[final] if PATH_TO[final][0] == "draft" else ["draft", *PATH_TO[final]]
+            old = None
+            for k, slug in enumerate(path):
+                at = created + timedelta(hours=k)
+                hist_rows.append(
+                    (
+                        sid,
+                        None if old is None else status_ids[(proj.pk, old)],
+                        status_ids[(proj.pk, slug)],
+                        None,
+                        at,
+                        "created" if old is None else "",
+                    )
+                )
+                action = "story.created" if old is None else "story.transitioned"
+                details = {
+                    "source": "import" if old is None else "api",
+                    "changes": {"status": {"old": old, "new": slug}},
+                }
+                audit_rows.append((action, "story", str(sid), None, "", at, json.dumps(details)))
+                old = slug
+
+    with connection.cursor() as dj_cur:
+        cur = dj_cur.cursor  # the psycopg cursor underneath
+        _copy(cur, "epics", ["id", "project_id", "slug", "name", "description", "created_at", "updated_at"], epic_rows)
+        _copy(
+            cur,
+            "stories",
+            [
+                "id",
+                "project_id",
+                "key",
+                "title",
+                "backlog_id",
+                "epic_id",
+                "status_id",
+                "priority",
+                "estimate",
+                "points_min",
+                "points_max",
+                "branch_name",
+                "file_path",
+                "owner",
+                "author",
+                "labels",
+                "created",
+                "last_updated",
+                "body",
+                "metadata",
+                "version",
+                "created_at",
+                "updated_at",
+            ],
+            story_rows,
+        )
+        _copy(cur, "story_dependencies", ["story_id", "depends_on_id", "type", "description", "created_at"], dep_rows)
+        _copy(
+            cur,
+            "status_history",
+            ["story_id", "old_status_id", "new_status_id", "changed_by_id", "changed_at", "notes"],
+            hist_rows,
+        )
+        _copy(
+            cur,
+            "audit_log",
+            ["action", "entity_type", "entity_id", "user_id", "user_repr", "timestamp", "details"],
+            audit_rows,
+        )
+        for table in ("epics", "stories"):
+            cur.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))")
+        for table in ("stories", "story_dependencies", "status_history", "audit_log", "epics"):
+            cur.execute(f"ANALYZE {table}")
+    info = {
+        "database": db,
+        "stories": len(story_rows),
+        "projects": projects,
+        "stories_per_project": per_project,
+        "dependencies": len(dep_rows),
+        "cross_project_dependencies": sum(
+            1 for s, d, *_ in dep_rows if (s - 1) // per_project != (d - 1) // per_project
+        ),
+        "status_history_rows": len(hist_rows),
+        "audit_rows": len(audit_rows),
+        "build_seconds": round(time.perf_counter() - t0, 1),
+        "member": member.username,
+        "outsider": outsider.username,
+    }
+    if not quiet:
+        print(json.dumps(info), file=sys.stderr)
+    return info
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--db", default="storyhub_bench")
+    parser.add_argument("--stories", type=int, default=100_000)
+    parser.add_argument("--projects", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args(argv)
+    build(args.db, args.stories, args.projects, seed=args.seed)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

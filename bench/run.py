@@ -1,0 +1,466 @@
+"""`make bench`: build the benchmark dataset on PostgreSQL, measure, and write
+docs/benchmarks.md and docs/benchmarks.json.
+
+Each figure has a stable name in the JSON. A part that is not available yet (the module
+or endpoint it measures has not landed) is recorded as null with the reason under
+"unavailable", and the run exits non-zero only when a measurement itself fails.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+import urllib.request
+from pathlib import Path
+
+import orjson
+
+ROOT = Path(__file__).resolve().parent.parent
+DB = os.environ.get("BENCH_DB", "storyhub_bench")
+STORIES = int(os.environ.get("BENCH_STORIES", "100000"))
+PROJECTS = int(os.environ.get("BENCH_PROJECTS", "10"))
+REPEAT = int(os.environ.get("BENCH_REPEAT", "30"))
+WRK_SECONDS = int(os.environ.get("BENCH_WRK_SECONDS", "10"))
+LIST_PROJECT = "bench-00"
+API = "/api/v1"
+
+results: dict = {}
+unavailable: dict[str, str] = {}
+failures: list[str] = []
+rows: list[tuple[str, str, str, str]] = []  # (name, median, p95, target)
+
+
+def stats(samples_s: list[float]) -> tuple[float, float]:
+    ms = sorted(x * 1000 for x in samples_s)
+    p95 = ms[min(len(ms) - 1, int(round(0.95 * (len(ms) - 1))))]
+    return round(statistics.median(ms), 3), round(p95, 3)
+
+
+def timeit(fn, repeat: int = REPEAT, warmup: int = 3) -> tuple[float, float]:
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - t)
+    return stats(samples)
+
+
+def record(name: str, median: float, p95: float | None = None, target: str = "") -> None:
+    results[name] = median
+    if p95 is not None:
+        results[name.replace("_ms", "_p95_ms") if "_ms" in name else name + "_p95"] = p95
+    rows.append((name, f"{median}", "" if p95 is None else f"{p95}", target))
+
+
+@contextlib.contextmanager
+def section(name: str):
+    try:
+        yield
+    except Unavailable as exc:
+        unavailable[name] = str(exc)
+        print(f"[bench] {name}: unavailable ({exc})", file=sys.stderr)
+    except Exception:
+        failures.append(name)
+        print(f"[bench] {name}: FAILED", file=sys.stderr)
+        traceback.print_exc()
+
+
+class Unavailable(Exception):
+    pass
+
+
+def need(module: str, attr: str):
+    try:
+        mod = importlib.import_module(module)
+    except ImportError as exc:
+        raise Unavailable(f"{module} not importable: {exc}") from exc
+    if not hasattr(mod, attr):
+        raise Unavailable(f"{module}.{attr} missing")
+    return getattr(mod, attr)
+
+
+# --------------------------------------------------------------------------- in process
+
+
+def same_payload(a: bytes, b: bytes) -> bool:
+    """Equal JSON, ignoring the order of each story's dependencies (unordered in the API)."""
+
+    def norm(raw):
+        data = orjson.loads(raw)
+        for row in data["results"]:
+            row["dependencies"] = sorted(row["dependencies"], key=lambda d: (d["depends_on"], d["type"]))
+        return data
+
+    return norm(a) == norm(b)
+
+
+def bench_inprocess(info: dict) -> None:
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+    from django.test import Client
+
+    from bench.views import floor_rows
+    from stories import services
+    from stories.models import Story
+
+    user = get_user_model().objects.get(username=info["member"])
+
+    with section("list_inprocess"):
+        floor = timeit(lambda: floor_rows(LIST_PROJECT, 100, user))
+        record("list_100_floor_inprocess_ms", *floor, "raw psycopg + orjson")
+        url = f"{API}/projects/{LIST_PROJECT}/stories/"
+        client = Client()
+        client.force_login(user)
+        resp = client.get(url, {"page_size": 100})
+        if resp.status_code == 404 and b"Page not found" in resp.content:
+            raise Unavailable(f"story list endpoint {url} not routed yet")
+        if resp.status_code != 200:
+            raise RuntimeError(f"{url} -> {resp.status_code}: {resp.content[:300]!r}")
+        if same_payload(resp.content, floor_rows(LIST_PROJECT, 100, user)) is False:
+            raise RuntimeError("the floor view's payload differs from the API's: the comparison would be unfair")
+        results["list_payload_bytes"] = len(resp.content)
+        api = timeit(lambda: client.get(url, {"page_size": 100}))
+        record("list_100_inprocess_ms", *api, "")
+        results["list_100_inprocess_ratio_to_floor"] = round(api[0] / floor[0], 2)
+        rows.append(
+            ("list_100_inprocess_ratio_to_floor", str(results["list_100_inprocess_ratio_to_floor"]), "", "≤ 2.5")
+        )
+
+    with section("transition"):
+        stories = list(
+            Story.objects.filter(project__slug=LIST_PROJECT, status__slug="ready").order_by("id")[: REPEAT + 5]
+        )
+        it = iter(stories)
+
+        def one():
+            s = next(it)
+            services.story_transition(actor=user, story=s, status="in_progress", notes="bench")
+
+        record("transition_ms", *timeit(one, repeat=REPEAT, warmup=3), "service write + audit + history")
+
+    with section("queries_per_request"):
+        from django.db import reset_queries
+        from django.test.utils import CaptureQueriesContext
+
+        client = Client()
+        client.force_login(user)
+        for name, url in (
+            ("story_list", f"{API}/projects/{LIST_PROJECT}/stories/?page_size=100"),
+            ("project_list", f"{API}/projects/"),
+        ):
+            with CaptureQueriesContext(connection) as ctx:
+                resp = client.get(url)
+            if resp.status_code == 404:
+                unavailable[f"queries_{name}"] = f"{url} not routed yet"
+                continue
+            if resp.status_code != 200:
+                raise RuntimeError(f"{url} -> {resp.status_code}")
+            results[f"queries_per_request_{name}"] = len(ctx.captured_queries)
+            rows.append((f"queries_per_request_{name}", str(len(ctx.captured_queries)), "", "constant"))
+        reset_queries()
+
+
+def bench_graph() -> None:
+    from stories.models import Story
+
+    graph = None
+    with section("graph"):
+        try:
+            graph = importlib.import_module("stories.graph")
+        except ImportError as exc:
+            raise Unavailable(f"stories.graph not importable: {exc}") from exc
+    if graph is None:
+        return
+    deep = Story.objects.filter(project__slug="bench-09").order_by("-id").values_list("id", flat=True).first()
+    for name, target, call in (
+        ("transitive_blockers_ms_100k", "< 50", lambda: graph.transitive_blockers(deep)),
+        ("ready_ms_100k", "< 50", lambda: graph.ready_stories(project="bench-05", limit=100)),
+        ("topo_order_ms_10k", "< 250", lambda: graph.topological_order(project="bench-03")),
+        ("critical_path_ms_10k", "< 250", lambda: graph.critical_path(project="bench-03")),
+    ):
+        with section(name):
+            try:
+                call()
+            except (AttributeError, TypeError) as exc:
+                raise Unavailable(f"stories.graph API differs: {exc}") from exc
+            record(name, *timeit(call, repeat=min(REPEAT, 15)), target)
+
+
+def bench_import() -> None:
+    import yaml
+
+    with section("import"):
+        files = []
+        tmp = Path(tempfile.mkdtemp(prefix="storyhub-bench-import-"))
+        try:
+            for i in range(10_000):
+                deps = [f"IMP-{d:05d}" for d in range(max(1, i - 3), i)]
+                text = (
+                    "---\n"
+                    f"id: IMP-{i:05d}\n"
+                    f"title: Imported story {i}\n"
+                    "epic: importing\n"
+                    "status: draft\n"
+                    "priority: high\n"
+                    'estimate: "2sp"\n'
+                    f"dependencies: [{', '.join(deps)}]\n"
+                    "labels: [bench, import]\n"
+                    "created: 2025-08-28\n"
+                    "author: planning-agent\n"
+                    "last_updated: 2025-08-28\n"
+                    "emit_metadata: {source_id: null}\n"
+                    "---\n"
+                    f"# IMP-{i:05d}: Imported story {i}\n\nBody.\n"
+                )
+                p = tmp / f"{i:05d}_story.txt"
+                p.write_text(text)
+                files.append(p)
+            loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+            t = time.perf_counter()
+            for p in files:
+                fm = p.read_text().split("---\n", 2)[1]
+                yaml.load(fm, Loader=loader)  # noqa: S506 - CSafeLoader
+            floor_s = time.perf_counter() - t
+            results["yaml_floor_stories_per_s"] = round(len(files) / floor_s)
+            rows.append(("yaml_floor_stories_per_s", str(results["yaml_floor_stories_per_s"]), "", "floor"))
+            import_stories = need("stories.importer", "import_stories")
+            from stories import services
+
+            proj = services.project_create(actor=None, slug="bench-import", name="Bench import")
+            t = time.perf_counter()
+            import_stories(tmp, project=proj, actor=None)
+            dt = time.perf_counter() - t
+            results["import_stories_per_s"] = round(len(files) / dt)
+            results["import_ratio_to_floor"] = round(
+                results["yaml_floor_stories_per_s"] / results["import_stories_per_s"], 2
+            )
+            rows.append(("import_stories_per_s", str(results["import_stories_per_s"]), "", "≥ 3000"))
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- over HTTP
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_gunicorn(port: int) -> subprocess.Popen:
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=os.environ["DATABASE_URL"],
+        DJANGO_SETTINGS_MODULE="storyhub.settings.local",
+        STORYHUB_BENCH_VIEWS="true",
+        DB_POOL="true",
+        GUNICORN_BIND=f"127.0.0.1:{port}",
+        GUNICORN_WORKERS=str(max(2, os.cpu_count() or 2)),
+        GUNICORN_THREADS="1",
+        GUNICORN_ACCESS_LOG="",
+        GUNICORN_LOG_LEVEL="warning",
+        GUNICORN_MAX_REQUESTS="0",
+        DJANGO_MIGRATE="false",
+        DEBUG="false",
+    )
+    py = sys.executable
+    if (ROOT / "gunicorn.conf.py").exists():
+        cmd = [py, "-m", "gunicorn", "storyhub.wsgi", "-c", "gunicorn.conf.py"]
+    else:
+        cmd = [py, "-m", "gunicorn", "storyhub.wsgi", "-b", f"127.0.0.1:{port}", "-w", env["GUNICORN_WORKERS"]]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True)
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1).read()
+            return proc
+        except OSError:
+            time.sleep(0.3)
+    proc.kill()
+    raise RuntimeError("gunicorn did not come up")
+
+
+def http_get(url: str, headers: dict) -> tuple[int, bytes]:
+    req = urllib.request.Request(url, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def auth_headers(info: dict) -> dict:
+    """A Bearer API key for the member when API keys exist, else a session cookie."""
+    from django.contrib.auth import get_user_model
+
+    user = get_user_model().objects.get(username=info["member"])
+    try:
+        from sessions_app.services import api_key_create
+    except ImportError:
+        return {"Cookie": session_cookie(info)}
+    _, plaintext = api_key_create(actor=None, user=user, name="bench")
+    return {"Authorization": f"Bearer {plaintext}"}
+
+
+def session_cookie(info: dict) -> str:
+    from django.conf import settings
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    c = Client()
+    c.force_login(get_user_model().objects.get(username=info["member"]))
+    return f"{settings.SESSION_COOKIE_NAME}={c.cookies[settings.SESSION_COOKIE_NAME].value}"
+
+
+def wrk(url: str, headers: dict) -> float:
+    args = ["wrk", "-t2", "-c8", f"-d{WRK_SECONDS}s", "--latency"]
+    for k, v in headers.items():
+        args += ["-H", f"{k}: {v}"]
+    out = subprocess.run([*args, url], capture_output=True, text=True, timeout=WRK_SECONDS + 30, check=True).stdout
+    for line in out.splitlines():
+        if line.startswith("Requests/sec:"):
+            return float(line.split()[1])
+    raise RuntimeError(f"no Requests/sec in wrk output: {out}")
+
+
+def bench_http(info: dict) -> None:
+    port = free_port()
+    proc = start_gunicorn(port)
+    base = f"http://127.0.0.1:{port}"
+    headers = auth_headers(info)
+    results["http_auth"] = next(iter(headers))
+    try:
+        floor_url = f"{base}/bench/floor/projects/{LIST_PROJECT}/stories"
+        list_url = f"{base}{API}/projects/{LIST_PROJECT}/stories/?page_size=100"
+        with section("list_http"):
+            status, _ = http_get(floor_url, headers)
+            if status != 200:
+                raise RuntimeError(f"floor view -> {status}")
+            floor = timeit(lambda: http_get(floor_url, headers), warmup=10)
+            record("list_100_floor_http_ms", *floor, "raw psycopg + orjson")
+            status, body = http_get(list_url, headers)
+            if status == 404:
+                raise Unavailable("story list endpoint not routed yet")
+            if status != 200:
+                raise RuntimeError(f"list -> {status}: {body[:300]!r}")
+            api = timeit(lambda: http_get(list_url, headers), warmup=10)
+            record("list_100_http_ms", *api, "")
+            results["list_100_ratio_to_floor"] = round(api[0] / floor[0], 2)
+            rows.append(("list_100_ratio_to_floor", str(results["list_100_ratio_to_floor"]), "", "≤ 1.6"))
+        with section("detail_http"):
+            detail_url = f"{base}{API}/projects/{LIST_PROJECT}/stories/B00-00042/"
+            status, _ = http_get(detail_url, headers)
+            if status == 404:
+                raise Unavailable("story detail endpoint not routed yet")
+            record("detail_ms", *timeit(lambda: http_get(detail_url, headers), warmup=10), "")
+        if shutil.which("wrk") is None:
+            unavailable["throughput"] = "wrk not installed"
+            return
+        with section("framework_floor_rps"):
+            results["framework_floor_rps"] = round(wrk(f"{base}/bench/trivial", headers))
+            rows.append(("framework_floor_rps", str(results["framework_floor_rps"]), "", "floor"))
+        with section("list_floor_rps"):
+            results["list_floor_rps"] = round(wrk(floor_url, headers))
+            rows.append(("list_floor_rps", str(results["list_floor_rps"]), "", "floor"))
+        if "list_100_http_ms" in results:
+            with section("list_rps"):
+                results["list_rps"] = round(wrk(list_url, headers))
+                rows.append(("list_rps", str(results["list_rps"]), "", ""))
+        if "detail_ms" in results:
+            with section("detail_rps"):
+                results["detail_rps"] = round(wrk(detail_url, headers))
+                rows.append(("detail_rps", str(results["detail_rps"]), "", ""))
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=20)
+
+
+# --------------------------------------------------------------------------- report
+
+
+def write_report(info: dict, total_s: float) -> None:
+    docs = ROOT / "docs"
+    docs.mkdir(exist_ok=True)
+    payload = {
+        "machine": {"cpu_count": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "dataset": {k: v for k, v in info.items() if k not in ("database", "member", "outsider")},
+        "repeat": REPEAT,
+        "wrk_seconds": WRK_SECONDS,
+        "results": results,
+        "unavailable": unavailable,
+        "failures": failures,
+        "run_seconds": round(total_s, 1),
+    }
+    (docs / "benchmarks.json").write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
+    lines = [
+        "# StoryHub benchmarks",
+        "",
+        "Generated by `make bench` (bench/run.py); do not edit by hand. Figures in milliseconds",
+        f"are medians and p95 over {REPEAT} runs after warm-up; throughput is wrk, 2 threads, 8",
+        f"connections, {WRK_SECONDS} s per endpoint, on loopback against gunicorn.",
+        "",
+        f"- machine: {os.cpu_count()} CPUs, Python {platform.python_version()}",
+        f"- dataset: {info['stories']} stories in {info['projects']} projects of {info['stories_per_project']},"
+        f" {info['dependencies']} `blocks` dependencies ({info['cross_project_dependencies']} cross-project),"
+        f" {info['status_history_rows']} status_history rows, {info['audit_rows']} audit rows;"
+        f" built with COPY in {info['build_seconds']} s",
+        f"- whole run: {round(total_s)} s",
+        "",
+        "| figure | median | p95 | target / note |",
+        "| --- | --- | --- | --- |",
+    ]
+    lines += [f"| `{n}` | {m} | {p} | {t} |" for n, m, p, t in rows]
+    if unavailable:
+        lines += ["", "## Not measured in this run", ""]
+        lines += [f"- `{k}`: {v}" for k, v in sorted(unavailable.items())]
+    if failures:
+        lines += ["", "## Failed", ""] + [f"- `{f}`" for f in failures]
+    notes = ROOT / "bench" / "NOTES.md"
+    if notes.exists():
+        lines += ["", notes.read_text().strip()]
+    (docs / "benchmarks.md").write_text("\n".join(lines) + "\n")
+
+
+def main() -> int:
+    from bench import dataset
+
+    t0 = time.perf_counter()
+    info = dataset.build(DB, STORIES, PROJECTS)
+    dataset.setup_django(DB)
+    from django.conf import settings
+
+    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "testserver"]  # the in-process test client
+    try:
+        bench_graph()
+        bench_inprocess(info)
+        bench_http(info)
+        bench_import()
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        write_report(info, time.perf_counter() - t0)
+        if os.environ.get("BENCH_KEEP_DB") != "1":
+            dataset.drop_database(DB)
+    print((ROOT / "docs" / "benchmarks.md").read_text())
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

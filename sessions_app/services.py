@@ -1,0 +1,101 @@
+"""Revoking sessions (admin actions and the API call these)."""
+
+import hashlib
+import secrets
+from datetime import timedelta
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from audit.services import audit_record
+
+from .models import ApiKey, Session
+
+
+@transaction.atomic
+def session_revoke(*, actor, session: Session) -> None:
+    """End one session now."""
+    audit_record(
+        actor=actor,
+        action="session.revoked",
+        target=session,
+        entity_type="session",
+        entity_id=session.sid[:8],
+        extra={"session_user_id": session.user_id},
+    )
+    Session.objects.filter(sid=session.sid).delete()
+
+
+@transaction.atomic
+def session_revoke_all_for_user(*, actor, user) -> int:
+    """End every session of `user`; returns how many there were."""
+    count, _ = Session.objects.filter(user=user).delete()
+    audit_record(actor=actor, action="session.revoked_all", target=user, entity_type="user", extra={"count": count})
+    return count
+
+
+# --------------------------------------------------------------------------- API keys
+
+KEY_PREFIX = "shk_"
+# Only bump last_used_at when it is older than this, so reads do not write every time.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+def api_key_hash(plaintext: str) -> str:
+    return hashlib.sha256(plaintext.encode()).hexdigest()
+
+
+@transaction.atomic
+def api_key_create(
+    *, actor, user, name: str, read_only: bool = False, expires_days: int | None = None
+) -> tuple[ApiKey, str]:
+    """Create a key for `user`; returns (key, plaintext). The plaintext is never stored."""
+    if not name or len(name) > 100:
+        raise ValidationError({"name": ["Give a name of 1 to 100 characters."]})
+    if expires_days is not None and expires_days < 1:
+        raise ValidationError({"expires_days": ["Give a positive number of days."]})
+    plaintext = KEY_PREFIX + secrets.token_urlsafe(32)
+    key = ApiKey(
+        user=user,
+        name=name,
+        prefix=plaintext[: len(KEY_PREFIX) + 8],
+        key_hash=api_key_hash(plaintext),
+        read_only=read_only,
+        expires_at=timezone.now() + timedelta(days=expires_days) if expires_days else None,
+    )
+    key.full_clean()
+    key.save(force_insert=True)
+    audit_record(
+        actor=actor,
+        action="api_key.created",
+        target=key,
+        entity_type="api_key",
+        extra={"user_id": user.pk, "name": name, "prefix": key.prefix, "read_only": read_only},
+    )
+    return key, plaintext
+
+
+@transaction.atomic
+def api_key_revoke(*, actor, key: ApiKey) -> ApiKey:
+    """Revoke a key now; later requests with it answer 401."""
+    if key.revoked_at is None:
+        key.revoked_at = timezone.now()
+        key.save(update_fields=["revoked_at"])
+        audit_record(actor=actor, action="api_key.revoked", target=key, entity_type="api_key")
+    return key
+
+
+def api_key_touch(*, key: ApiKey) -> None:
+    """Record the key's last use (not audited: it is bookkeeping, not a change)."""
+    now = timezone.now()
+    if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
+        ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
+        key.last_used_at = now
+
+
+def api_key_lookup(plaintext: str) -> ApiKey | None:
+    """The key (active or not) matching `plaintext`, or None."""
+    if not plaintext.startswith(KEY_PREFIX):
+        return None
+    return ApiKey.objects.select_related("user").filter(key_hash=api_key_hash(plaintext)).first()

@@ -1,0 +1,343 @@
+"""Story actions (move, dependencies, history), graph queries (stories.graph) and bulk
+upsert (stories.bulk). Writes call services; graph algorithms live in stories.graph."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404, HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework import status as http
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from stories import selectors, services
+from stories.models import Backlog, Story, StoryDependency
+from storyhub.errors import ConflictError, NotFoundError
+
+from . import serializers as s
+from .exceptions import NotAvailable
+from .payloads import FIELDS, story_list_payload
+from .permissions import get_project_for, require_role
+from .views import StoryDetailView, check_if_match, get_story, validated
+
+
+def parse_bool(request, name: str, default: bool = False) -> bool:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in ("true", "1", "yes"):
+        return True
+    if value in ("false", "0", "no"):
+        return False
+    raise ValidationError({name: ["Give true or false."]})
+
+
+def parse_max_depth(request) -> int | None:
+    raw = request.query_params.get("max_depth")
+    if raw is None or raw == "":
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValidationError({"max_depth": ["Give a whole number from 1 to 1000."]}) from None
+    if not 1 <= value <= 1000:
+        raise ValidationError({"max_depth": ["Give a whole number from 1 to 1000."]})
+    return value
+
+
+def visible_story_by_ref(request, ref: str, default_project) -> Story:
+    """Resolve "KEY" / "other-project:KEY"; stories of projects the caller cannot see
+    answer exactly like absent ones."""
+    story = selectors.story_get_by_ref(ref=ref, default_project=default_project)
+    if story is not None:
+        try:
+            get_project_for(request, story.project.slug)
+        except Http404:
+            story = None
+    if story is None:
+        raise NotFoundError(f"No story '{ref}'.", details={"depends_on": [f"No story '{ref}'."]})
+    return story
+
+
+# --------------------------------------------------------------------------- actions
+
+
+class MoveInputSerializer(s.StrictSerializer):
+    backlog = serializers.CharField(allow_null=True)
+    version = serializers.IntegerField(required=False, min_value=1)
+
+
+class StoryMoveView(StoryDetailView):
+    http_method_names = ["post", "options"]
+
+    @extend_schema(request=MoveInputSerializer, responses=s.StorySerializer)
+    def post(self, request, slug, key):
+        story = self._story(request, slug, key)
+        require_role(request, story.project, "member")
+        expected = check_if_match(request, story.pk, story.version)
+        data = validated(MoveInputSerializer, request.data)
+        backlog = None
+        if data["backlog"] is not None:
+            backlog = Backlog.objects.filter(project=story.project, slug=data["backlog"]).first()
+            if backlog is None:
+                message = f"No backlog '{data['backlog']}' in this project."
+                raise NotFoundError(message, details={"backlog": [message]})
+        version = data.get("version")
+        story = services.story_move(
+            actor=request.user, story=story, backlog=backlog, expected_version=version if version else expected
+        )
+        return self._respond(story)
+
+
+class DependencySerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    depends_on = serializers.CharField()
+    type = serializers.CharField()
+    description = serializers.CharField()
+
+
+def dependency_payload(dep: StoryDependency, relative_to) -> dict:
+    target = dep.depends_on
+    ref = target.key if target.project_id == relative_to.pk else f"{target.project.slug}:{target.key}"
+    return {"id": dep.pk, "depends_on": ref, "type": dep.type, "description": dep.description}
+
+
+class StoryDependencyListView(APIView):
+    @extend_schema(responses=DependencySerializer(many=True))
+    def get(self, request, slug, key):
+        story = get_story(get_project_for(request, slug), key)
+        deps = StoryDependency.objects.filter(story=story).select_related("depends_on__project").order_by("id")
+        return Response([dependency_payload(d, story.project) for d in deps])
+
+    @extend_schema(request=s.DependencyInputSerializer, responses={201: DependencySerializer})
+    def post(self, request, slug, key):
+        story = get_story(get_project_for(request, slug), key)
+        require_role(request, story.project, "member")
+        data = validated(s.DependencyInputSerializer, request.data)
+        target = visible_story_by_ref(request, data["depends_on"], story.project)
+        try:
+            dep = services.dependency_add(
+                actor=request.user, story=story, depends_on=target, type=data["type"], description=data["description"]
+            )
+        except DjangoValidationError as exc:
+            # Self-links and duplicates: the request is well-formed but conflicts with the graph.
+            raise ConflictError("This dependency cannot be added.", details=exc.message_dict) from None
+        return Response(dependency_payload(dep, story.project), status=http.HTTP_201_CREATED)
+
+
+class StoryDependencyDetailView(APIView):
+    @extend_schema(responses={204: None})
+    def delete(self, request, slug, key, dep_id):
+        story = get_story(get_project_for(request, slug), key)
+        require_role(request, story.project, "member")
+        dep = StoryDependency.objects.filter(story=story, pk=dep_id).select_related("story__project").first()
+        if dep is None:
+            raise Http404
+        services.dependency_remove(actor=request.user, dependency=dep)
+        return Response(status=http.HTTP_204_NO_CONTENT)
+
+
+class StoryHistoryView(APIView):
+    @extend_schema(
+        responses=inline_serializer(
+            "StatusHistoryEntry",
+            {
+                "old_status": serializers.CharField(allow_null=True),
+                "new_status": serializers.CharField(),
+                "changed_by": serializers.CharField(allow_null=True),
+                "changed_at": serializers.DateTimeField(),
+                "notes": serializers.CharField(),
+            },
+            many=True,
+        )
+    )
+    def get(self, request, slug, key):
+        story = get_story(get_project_for(request, slug), key)
+        rows = story.status_history.order_by("changed_at", "id").values(
+            "old_status__slug", "new_status__slug", "changed_by__username", "changed_at", "notes"
+        )
+        return Response(
+            [
+                {
+                    "old_status": r["old_status__slug"],
+                    "new_status": r["new_status__slug"],
+                    "changed_by": r["changed_by__username"],
+                    "changed_at": r["changed_at"],
+                    "notes": r["notes"],
+                }
+                for r in rows
+            ]
+        )
+
+
+# --------------------------------------------------------------------------- graph
+
+
+def _graph():
+    try:
+        from stories import graph
+    except ImportError:
+        raise NotAvailable("Graph queries are not available in this deployment.") from None
+    return graph
+
+
+def _story_refs(ids_depths: list[tuple[int, int]]) -> list[dict]:
+    ids = [i for i, _ in ids_depths]
+    rows = {r["id"]: r for r in Story.objects.filter(pk__in=ids).values(*FIELDS)}
+    present = [i for i in ids if i in rows]
+    by_id = dict(zip(present, story_list_payload([rows[i] for i in present]), strict=True))
+    out = []
+    for story_id, depth in ids_depths:
+        item = by_id.get(story_id)
+        if item is not None:
+            out.append({**item, "depth": depth})
+    return out
+
+
+GRAPH_WALK_PARAMS = [
+    OpenApiParameter("transitive", OpenApiTypes.BOOL, description="follow the whole chain (default false)"),
+    OpenApiParameter("max_depth", int, description="with transitive: stop after this many hops (1..1000)"),
+]
+
+
+class GraphStorySerializer(s.StorySerializer):
+    depth = serializers.IntegerField()
+
+
+class StoryBlockersView(APIView):
+    may_be_unavailable = True
+
+    walk = "story_blockers"
+
+    @extend_schema(parameters=GRAPH_WALK_PARAMS, responses=GraphStorySerializer(many=True))
+    def get(self, request, slug, key):
+        project = get_project_for(request, slug)
+        story = get_story(project, key)
+        transitive = parse_bool(request, "transitive")
+        max_depth = parse_max_depth(request)
+        found = getattr(_graph(), self.walk)(story=story, transitive=transitive, max_depth=max_depth)
+        # Stories in projects the caller cannot see are left out, as if absent.
+        visible = set(selectors.project_list_for_user(user=request.user).values_list("pk", flat=True))
+        allowed = set(
+            Story.objects.filter(pk__in=[i for i, _ in found], project_id__in=visible).values_list("pk", flat=True)
+        )
+        return Response(_story_refs([(i, d) for i, d in found if i in allowed]))
+
+
+class StoryDependentsView(StoryBlockersView):
+    walk = "story_dependents"
+
+
+class ProjectReadyView(APIView):
+    may_be_unavailable = True
+
+    @extend_schema(responses=s.StorySerializer(many=True))
+    def get(self, request, slug):
+        project = get_project_for(request, slug)
+        ids = _graph().ready_story_ids(project=project)
+        rows = {r["id"]: r for r in Story.objects.filter(pk__in=ids).values(*FIELDS)}
+        return Response(story_list_payload([rows[i] for i in ids if i in rows]))
+
+
+class ProjectGraphView(APIView):
+    may_be_unavailable = True
+
+    @extend_schema(
+        parameters=[OpenApiParameter("format", str, enum=["json", "dot", "mermaid"])],
+        responses={
+            (200, "application/json"): inline_serializer(
+                "ProjectGraph",
+                {
+                    "nodes": serializers.ListField(child=serializers.DictField()),
+                    "edges": serializers.ListField(child=serializers.DictField()),
+                },
+            ),
+            (200, "text/plain"): OpenApiTypes.STR,
+        },
+    )
+    def get(self, request, slug):
+        project = get_project_for(request, slug)
+        fmt = request.query_params.get("format", "json")
+        if fmt not in ("json", "dot", "mermaid"):
+            raise ValidationError({"format": ["Give json, dot or mermaid."]})
+        graph = _graph().project_graph(project=project)
+        if fmt == "dot":
+            return HttpResponse(_graph().graph_to_dot(graph), content_type="text/vnd.graphviz; charset=utf-8")
+        if fmt == "mermaid":
+            return HttpResponse(_graph().graph_to_mermaid(graph), content_type="text/plain; charset=utf-8")
+        return Response(graph)
+
+
+def _keys_for(ids: list[int]) -> list[str]:
+    keys = dict(Story.objects.filter(pk__in=ids).values_list("pk", "key"))
+    return [keys[i] for i in ids if i in keys]
+
+
+class ProjectTopologicalView(APIView):
+    may_be_unavailable = True
+
+    @extend_schema(
+        responses=inline_serializer("TopologicalOrder", {"keys": serializers.ListField(child=serializers.CharField())})
+    )
+    def get(self, request, slug):
+        project = get_project_for(request, slug)
+        return Response({"keys": _keys_for(_graph().topological_order(project=project))})
+
+
+class ProjectCriticalPathView(APIView):
+    may_be_unavailable = True
+
+    @extend_schema(
+        responses=inline_serializer(
+            "CriticalPath",
+            {"keys": serializers.ListField(child=serializers.CharField()), "points": serializers.FloatField()},
+        )
+    )
+    def get(self, request, slug):
+        project = get_project_for(request, slug)
+        result = _graph().critical_path(project=project)
+        return Response({"keys": _keys_for(list(result["story_ids"])), "points": result["points"]})
+
+
+# --------------------------------------------------------------------------- bulk
+
+
+class BulkInputSerializer(s.StrictSerializer):
+    items = serializers.ListField(child=serializers.DictField(), allow_empty=False, max_length=1000)
+
+
+class StoryBulkView(APIView):
+    may_be_unavailable = True
+
+    @extend_schema(
+        request=BulkInputSerializer,
+        parameters=[OpenApiParameter("dry_run", OpenApiTypes.BOOL)],
+        responses=inline_serializer(
+            "BulkResult",
+            {
+                "dry_run": serializers.BooleanField(),
+                "items": serializers.ListField(child=serializers.DictField()),
+            },
+        ),
+    )
+    def post(self, request, slug):
+        try:
+            from stories.bulk import story_bulk_upsert
+        except ImportError:
+            raise NotAvailable("Bulk upsert is not available in this deployment.") from None
+
+        project = get_project_for(request, slug)
+        require_role(request, project, "member")
+        dry_run = parse_bool(request, "dry_run")
+        # Either {"items": [...]} or the bare list.
+        payload = {"items": request.data} if isinstance(request.data, list) else request.data
+        data = validated(BulkInputSerializer, payload)
+        result = story_bulk_upsert(actor=request.user, project=project, items=data["items"], dry_run=dry_run)
+        body = result.as_dict() if hasattr(result, "as_dict") else result
+        if isinstance(body, dict):
+            body = {"dry_run": dry_run, **body}
+        return Response(body)

@@ -1,0 +1,55 @@
+"""Story list filters (django-filter) and keyset ordering."""
+
+from __future__ import annotations
+
+import django_filters
+from django.db import connection
+from django.db.models import Q
+
+from stories.models import Priority, StatusCategory, Story
+
+PRIORITY_BY_WORD = {label: value for value, label in Priority.choices}
+
+
+class CSVCharFilter(django_filters.BaseInFilter, django_filters.CharFilter):
+    pass
+
+
+class StoryFilter(django_filters.FilterSet):
+    project = CSVCharFilter(field_name="project__slug", help_text="project slug(s), comma-separated")
+    backlog = CSVCharFilter(field_name="backlog__slug", help_text="backlog slug(s)")
+    status = CSVCharFilter(field_name="status__slug", help_text="status slug(s)")
+    status_category = django_filters.MultipleChoiceFilter(
+        field_name="status__category", choices=StatusCategory.choices, help_text="status category"
+    )
+    epic = CSVCharFilter(field_name="epic__slug", help_text="epic slug(s)")
+    owner = django_filters.CharFilter(field_name="owner")
+    label = django_filters.CharFilter(method="filter_label", help_text="stories carrying this label")
+    priority = django_filters.MultipleChoiceFilter(
+        method="filter_priority", choices=[(w, w) for w in PRIORITY_BY_WORD], help_text="priority word(s)"
+    )
+    updated_since = django_filters.IsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
+
+    class Meta:
+        model = Story
+        fields: list[str] = []
+
+    def filter_label(self, queryset, name, value):
+        if connection.vendor == "postgresql":
+            return queryset.filter(labels__contains=[value])
+        # SQLite has no JSON containment; match the JSON-encoded string instead.
+        import json
+
+        return queryset.filter(labels__icontains=json.dumps(value))
+
+    def filter_priority(self, queryset, name, value):
+        return queryset.filter(priority__in=[PRIORITY_BY_WORD[w] for w in value]) if value else queryset
+
+
+# ordering name -> (model field, cursor value parser)
+ORDERINGS = {"id": "id", "key": "key", "priority": "priority", "updated_at": "updated_at", "created_at": "created_at"}
+
+
+def keyset_filter(field: str, descending: bool, value, last_id: int) -> Q:
+    op = "lt" if descending else "gt"
+    return Q(**{f"{field}__{op}": value}) | Q(**{field: value, "id__gt": last_id})

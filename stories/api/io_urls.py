@@ -1,0 +1,3 @@
+"""Import / export endpoints (filled in by the importer module)."""
+
+urlpatterns: list = []

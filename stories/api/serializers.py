@@ -1,0 +1,123 @@
+"""Input validation (unknown fields are refused) and the documented output shapes."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from stories.models import Priority, StoryDependency
+
+
+class StrictSerializer(serializers.Serializer):
+    """Refuses body fields it does not know, with 400."""
+
+    def validate(self, attrs):
+        unknown = set(getattr(self, "initial_data", {}) or {}) - set(self.fields)
+        if unknown:
+            raise serializers.ValidationError({name: ["Unknown field."] for name in sorted(unknown)})
+        return attrs
+
+    def to_internal_value(self, data):
+        if not isinstance(data, dict):
+            raise serializers.ValidationError({"non_field_errors": ["Give a JSON object."]})
+        return super().to_internal_value(data)
+
+
+class ProjectInputSerializer(StrictSerializer):
+    slug = serializers.SlugField(max_length=100)
+    name = serializers.CharField(max_length=200)
+    description = serializers.CharField(required=False, allow_blank=True)
+    repository_url = serializers.URLField(required=False, allow_blank=True)
+    submodule_path = serializers.CharField(required=False, allow_blank=True)
+    status = serializers.ChoiceField(choices=["active", "archived", "maintenance"], required=False)
+    metadata = serializers.DictField(required=False)
+    settings = serializers.DictField(required=False)
+    version = serializers.IntegerField(required=False, write_only=True)
+
+
+class ProjectSerializer(serializers.Serializer):
+    slug = serializers.CharField()
+    name = serializers.CharField()
+    description = serializers.CharField()
+    repository_url = serializers.CharField()
+    submodule_path = serializers.CharField()
+    status = serializers.CharField()
+    metadata = serializers.DictField()
+    settings = serializers.DictField()
+    role = serializers.CharField(allow_null=True)
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+
+class StoryInputSerializer(StrictSerializer):
+    key = serializers.CharField(max_length=64)
+    title = serializers.CharField(max_length=500)
+    status = serializers.CharField(required=False)
+    notes = serializers.CharField(required=False, allow_blank=True)
+    backlog = serializers.CharField(required=False, allow_null=True)
+    epic = serializers.CharField(required=False, allow_null=True)
+    priority = serializers.ChoiceField(choices=[label for _, label in Priority.choices], required=False)
+    estimate = serializers.CharField(required=False, allow_blank=True, max_length=32)
+    branch_name = serializers.CharField(required=False, allow_blank=True, max_length=255)
+    file_path = serializers.CharField(required=False, allow_blank=True, max_length=1000)
+    owner = serializers.CharField(required=False, allow_blank=True, max_length=150)
+    author = serializers.CharField(required=False, allow_blank=True, max_length=150)
+    labels = serializers.ListField(child=serializers.CharField(), required=False)
+    created = serializers.DateField(required=False, allow_null=True)
+    last_updated = serializers.DateField(required=False, allow_null=True)
+    body = serializers.CharField(required=False, allow_blank=True)
+    metadata = serializers.DictField(required=False)
+    version = serializers.IntegerField(required=False, min_value=1)
+
+
+class TransitionInputSerializer(StrictSerializer):
+    status = serializers.CharField()
+    notes = serializers.CharField(required=False, allow_blank=True, default="")
+    version = serializers.IntegerField(required=False, min_value=1)
+
+
+class DependencyInputSerializer(StrictSerializer):
+    depends_on = serializers.CharField()
+    type = serializers.ChoiceField(choices=StoryDependency.Type.values, default=StoryDependency.Type.BLOCKS)
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class DependencyRefSerializer(serializers.Serializer):
+    depends_on = serializers.CharField()
+    type = serializers.CharField()
+
+
+class StorySerializer(serializers.Serializer):
+    """Documents the hand-built payload of stories.api.payloads."""
+
+    key = serializers.CharField()
+    title = serializers.CharField()
+    project = serializers.CharField()
+    backlog = serializers.CharField(allow_null=True)
+    epic = serializers.CharField(allow_null=True)
+    status = serializers.CharField()
+    status_category = serializers.CharField()
+    priority = serializers.CharField()
+    estimate = serializers.CharField()
+    points_min = serializers.FloatField(allow_null=True)
+    points_max = serializers.FloatField(allow_null=True)
+    branch_name = serializers.CharField()
+    file_path = serializers.CharField()
+    owner = serializers.CharField()
+    author = serializers.CharField()
+    labels = serializers.ListField(child=serializers.CharField())
+    created = serializers.DateField(allow_null=True)
+    last_updated = serializers.DateField(allow_null=True)
+    body = serializers.CharField()
+    metadata = serializers.DictField()
+    version = serializers.IntegerField()
+    dependencies = DependencyRefSerializer(many=True)
+    blocked = serializers.BooleanField()
+    ready = serializers.BooleanField()
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+
+class ErrorSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+    details = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))

@@ -1,0 +1,39 @@
+"""Rate limits per API key (requests made with a key) and per user (session
+requests), plus per address for anonymous callers. Rates come from settings
+(API_THROTTLE_KEY / API_THROTTLE_USER / API_THROTTLE_ANON env vars)."""
+
+from rest_framework.throttling import SimpleRateThrottle
+
+
+class KeyOrUserRateThrottle(SimpleRateThrottle):
+    """One bucket per API key when a key is used, else one per user."""
+
+    def get_rate(self):
+        return None  # chosen per request in allow_request
+
+    def allow_request(self, request, view):
+        from django.conf import settings
+
+        rates = settings.REST_FRAMEWORK.get("DEFAULT_THROTTLE_RATES", {})
+        key = getattr(request, "auth", None)
+        if getattr(key, "key_hash", None):
+            self.scope, ident = "api_key", f"key-{key.pk}"
+        elif request.user and request.user.is_authenticated:
+            self.scope, ident = "user", f"user-{request.user.pk}"
+        else:
+            self.scope, ident = "anon", f"anon-{self.get_ident(request)}"
+        self.rate = rates.get(self.scope)
+        if self.rate is None:
+            return True
+        self.num_requests, self.duration = self.parse_rate(self.rate)
+        self.key = self.cache_format % {"scope": self.scope, "ident": ident}
+        self.history = self.cache.get(self.key, [])
+        self.now = self.timer()
+        while self.history and self.history[-1] <= self.now - self.duration:
+            self.history.pop()
+        if len(self.history) >= self.num_requests:
+            return self.throttle_failure()
+        return self.throttle_success()
+
+    def get_cache_key(self, request, view):  # pragma: no cover - allow_request builds it
+        return None

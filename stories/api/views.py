@@ -1,0 +1,367 @@
+"""Thin API views: reads use selectors / hand-built payloads, every write calls a
+service in stories.services."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+import orjson
+from django.db import connection, transaction
+from django.db.models import Q
+from django.http import Http404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status as http
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from stories import selectors, services
+from stories.models import Backlog, Epic, Project, ProjectMember, Story
+from stories.permissions import project_role
+from storyhub.errors import NotFoundError, PreconditionFailed
+
+from . import serializers as s
+from .filters import ORDERINGS, StoryFilter, keyset_filter
+from .payloads import FIELDS, story_list_payload, story_payload
+from .permissions import get_project_for, require_role
+
+MAX_PAGE_SIZE = 200
+DEFAULT_PAGE_SIZE = 50
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def etag_for(version: int, pk: int) -> str:
+    return f'"{pk}-{version}"'
+
+
+def check_if_match(request, pk: int, version: int) -> int | None:
+    """412 when If-Match names another version. Returns the expected version to pass
+    to the service (so the check is repeated under the row lock)."""
+    header = request.headers.get("If-Match")
+    if not header or header.strip() == "*":
+        return None
+    tags = [t.strip().removeprefix("W/") for t in header.split(",")]
+    if etag_for(version, pk) not in tags:
+        raise PreconditionFailed(
+            "If-Match does not name the current version; reload and apply your change again.",
+            details={"If-Match": [f"stale: current ETag is {etag_for(version, pk)}"]},
+        )
+    return version
+
+
+def parse_page_size(request) -> int:
+    raw = request.query_params.get("page_size")
+    if raw is None:
+        return DEFAULT_PAGE_SIZE
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValidationError({"page_size": ["Give a whole number."]}) from None
+    if not 1 <= value <= MAX_PAGE_SIZE:
+        raise ValidationError({"page_size": [f"Give a number from 1 to {MAX_PAGE_SIZE}."]})
+    return value
+
+
+def encode_cursor(value, last_id: int) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps([value, last_id])).decode().rstrip("=")
+
+
+def decode_cursor(raw: str) -> tuple:
+    try:
+        value, last_id = orjson.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+        if not isinstance(last_id, int) or isinstance(value, list | dict):
+            raise ValueError
+        return value, last_id
+    except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError):
+        raise ValidationError({"cursor": ["Invalid cursor."]}) from None
+
+
+def project_payload(project: Project, role: str | None) -> dict:
+    return {
+        "slug": project.slug,
+        "name": project.name,
+        "description": project.description,
+        "repository_url": project.repository_url,
+        "submodule_path": project.submodule_path,
+        "status": project.status,
+        "metadata": project.metadata,
+        "settings": project.settings,
+        "role": role,
+        "created_at": project.created_at,
+        "updated_at": project.updated_at,
+    }
+
+
+def get_story(project: Project, key: str) -> Story:
+    story = Story.objects.select_related("project", "status").filter(project=project, key=key).first()
+    if story is None:
+        raise Http404
+    return story
+
+
+def resolve_refs(project: Project, data: dict) -> dict:
+    """Backlog / epic slugs → objects of this project."""
+    for name, model in (("backlog", Backlog), ("epic", Epic)):
+        if name in data and data[name] is not None:
+            found = model.objects.filter(project=project, slug=data[name]).first()
+            if found is None:
+                message = f"No {name} '{data[name]}' in project '{project.slug}'."
+                raise NotFoundError(message, details={name: [message]})
+            data[name] = found
+    return data
+
+
+# --------------------------------------------------------------------------- projects
+
+
+class ProjectListView(APIView):
+    @extend_schema(responses=s.ProjectSerializer(many=True), operation_id="projects_list")
+    def get(self, request):
+        projects = selectors.project_list_for_user(user=request.user).order_by("slug")
+        roles = dict(ProjectMember.objects.filter(user_id=request.user.pk).values_list("project_id", "role"))
+        superuser = request.user.is_superuser
+        return Response([project_payload(p, "owner" if superuser else roles.get(p.pk)) for p in projects])
+
+    @extend_schema(request=s.ProjectInputSerializer, responses={201: s.ProjectSerializer})
+    def post(self, request):
+        require_write(request)
+        data = validated(s.ProjectInputSerializer, request.data)
+        data.pop("version", None)
+        project = services.project_create(actor=request.user, **data)
+        return Response(project_payload(project, "owner"), status=http.HTTP_201_CREATED)
+
+
+def require_write(request) -> None:
+    from .permissions import is_read_only_key
+
+    if is_read_only_key(request):
+        from django.core.exceptions import PermissionDenied
+
+        raise PermissionDenied("This API key is read-only.")
+
+
+def validated(serializer_class, data, **kwargs) -> dict:
+    serializer = serializer_class(data=data, **kwargs)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
+class ProjectDetailView(APIView):
+    @extend_schema(responses=s.ProjectSerializer)
+    def get(self, request, slug):
+        project = get_project_for(request, slug)
+        return Response(project_payload(project, project_role(request.user, project)))
+
+    @extend_schema(request=s.ProjectInputSerializer, responses=s.ProjectSerializer)
+    def patch(self, request, slug):
+        project = get_project_for(request, slug)
+        require_role(request, project, "admin")
+        data = validated(s.ProjectInputSerializer, request.data, partial=True)
+        data.pop("version", None)
+        data.pop("slug", None)
+        project = services.project_update(actor=request.user, project=project, data=data)
+        return Response(project_payload(project, project_role(request.user, project)))
+
+    @extend_schema(responses={204: None})
+    def delete(self, request, slug):
+        project = get_project_for(request, slug)
+        require_role(request, project, "owner")
+        services.project_delete(actor=request.user, project=project)
+        return Response(status=http.HTTP_204_NO_CONTENT)
+
+
+# --------------------------------------------------------------------------- stories
+
+LIST_PARAMS = [
+    OpenApiParameter(
+        "page_size",
+        {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE},
+        description=f"1..{MAX_PAGE_SIZE} (default {DEFAULT_PAGE_SIZE})",
+    ),
+    OpenApiParameter("cursor", str, description="the `next` cursor of the previous page"),
+]
+
+
+def _ordering(request) -> tuple[str, bool]:
+    raw = request.query_params.get("ordering", "id")
+    descending = raw.startswith("-")
+    name = raw.removeprefix("-")
+    if name not in ORDERINGS:
+        raise ValidationError({"ordering": [f"Order by one of: {', '.join(ORDERINGS)} (prefix '-' to reverse)."]})
+    return ORDERINGS[name], descending
+
+
+def filtered_stories(request, queryset):
+    """Apply the StoryFilter query parameters; bad values are a 400."""
+    if not any(name in request.query_params for name in StoryFilter.base_filters):
+        return queryset  # the common unfiltered page skips building a FilterSet
+    filterset = StoryFilter(request.query_params, queryset=queryset, request=request)
+    if not filterset.is_valid():
+        raise ValidationError({k: list(v) for k, v in filterset.errors.items()})
+    return filterset.qs
+
+
+def story_page(request, queryset) -> Response:
+    """One keyset page of stories: the page in one query, dependencies in another."""
+    size = parse_page_size(request)
+    field, descending = _ordering(request)
+    queryset = filtered_stories(request, queryset)
+    cursor = request.query_params.get("cursor")
+    if cursor:
+        value, last_id = decode_cursor(cursor)
+        if field == "id":
+            queryset = queryset.filter(**{("id__lt" if descending else "id__gt"): last_id})
+        else:
+            queryset = queryset.filter(keyset_filter(field, descending, value, last_id))
+    order = [f"-{field}" if descending else field]
+    if field != "id":
+        order.append("id")
+    rows = list(queryset.order_by(*order).values(*FIELDS)[: size + 1])
+    more = len(rows) > size
+    rows = rows[:size]
+    return Response(
+        {
+            "next": encode_cursor(rows[-1][field], rows[-1]["id"]) if more else None,
+            "results": story_list_payload(rows),
+        }
+    )
+
+
+def search_filter(queryset, q: str):
+    """Full-text search on title + body (PostgreSQL, GIN index of migration 0002),
+    icontains on SQLite."""
+    if connection.vendor == "postgresql":
+        return queryset.extra(  # noqa: S610 - parameterised; the expression matches the index
+            where=[f"{SEARCH_EXPRESSION_SQL} @@ websearch_to_tsquery('english', %s)"], params=[q]
+        )
+    return queryset.filter(Q(title__icontains=q) | Q(body__icontains=q))
+
+
+SEARCH_EXPRESSION_SQL = "to_tsvector('english', coalesce(stories.title, '') || ' ' || coalesce(stories.body, ''))"
+
+
+FILTER_PARAMS = [
+    OpenApiParameter("ordering", str, enum=[*ORDERINGS, *(f"-{o}" for o in ORDERINGS)]),
+    OpenApiParameter("backlog", str),
+    OpenApiParameter("status", str, description="status slug(s), comma-separated"),
+    OpenApiParameter("status_category", str, many=True),
+    OpenApiParameter("epic", str),
+    OpenApiParameter("label", str),
+    OpenApiParameter("owner", str),
+    OpenApiParameter("priority", str, many=True),
+    OpenApiParameter("updated_since", OpenApiTypes.DATETIME),
+]
+
+
+class StoryPageSerializer(s.serializers.Serializer):
+    next = s.serializers.CharField(allow_null=True)
+    results = s.StorySerializer(many=True)
+
+
+class StorySearchView(APIView):
+    """Stories across every project the caller can see; `?q=` searches title and body."""
+
+    @extend_schema(
+        parameters=[*LIST_PARAMS, *FILTER_PARAMS, OpenApiParameter("q", str), OpenApiParameter("project", str)],
+        responses=StoryPageSerializer,
+    )
+    def get(self, request):
+        projects = selectors.project_list_for_user(user=request.user)
+        queryset = Story.objects.filter(project__in=projects)
+        q = request.query_params.get("q", "").strip()
+        if q:
+            queryset = search_filter(queryset, q)
+        return story_page(request, queryset)
+
+
+class ProjectStoryListView(APIView):
+    @extend_schema(parameters=[*LIST_PARAMS, *FILTER_PARAMS], responses=StoryPageSerializer)
+    def get(self, request, slug):
+        project = get_project_for(request, slug)
+        return story_page(request, Story.objects.filter(project=project))
+
+    @extend_schema(request=s.StoryInputSerializer, responses={201: s.StorySerializer})
+    def post(self, request, slug):
+        project = get_project_for(request, slug)
+        require_role(request, project, "member")
+        data = validated(s.StoryInputSerializer, request.data)
+        data.pop("version", None)
+        data = resolve_refs(project, data)
+        story = services.story_create(actor=request.user, project=project, **data)
+        response = Response(story_payload(story), status=http.HTTP_201_CREATED)
+        response["ETag"] = etag_for(story.version, story.pk)
+        return response
+
+
+class StoryDetailView(APIView):
+    def _story(self, request, slug, key):
+        return get_story(get_project_for(request, slug), key)
+
+    def _respond(self, story: Story, status: int = 200) -> Response:
+        response = Response(story_payload(story), status=status)
+        response["ETag"] = etag_for(story.version, story.pk)
+        return response
+
+    @extend_schema(responses=s.StorySerializer)
+    def get(self, request, slug, key):
+        return self._respond(self._story(request, slug, key))
+
+    def _update(self, request, slug, key, partial: bool):
+        story = self._story(request, slug, key)
+        require_role(request, story.project, "member")
+        expected = check_if_match(request, story.pk, story.version)
+        data = validated(s.StoryInputSerializer, request.data, partial=partial)
+        version = data.pop("version", None)
+        notes = data.pop("notes", "")
+        data = resolve_refs(story.project, data)
+        if "key" in data and data["key"] == story.key:
+            data.pop("key")
+        story = services.story_update(
+            actor=request.user,
+            story=story,
+            data=data,
+            expected_version=version if version is not None else expected,
+            notes=notes,
+        )
+        return self._respond(story)
+
+    @extend_schema(request=s.StoryInputSerializer, responses=s.StorySerializer)
+    def put(self, request, slug, key):
+        return self._update(request, slug, key, partial=False)
+
+    @extend_schema(request=s.StoryInputSerializer, responses=s.StorySerializer)
+    def patch(self, request, slug, key):
+        return self._update(request, slug, key, partial=True)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request, slug, key):
+        story = self._story(request, slug, key)
+        require_role(request, story.project, "member")
+        expected = check_if_match(request, story.pk, story.version)
+        services.story_delete(actor=request.user, story=story, expected_version=expected)
+        return Response(status=http.HTTP_204_NO_CONTENT)
+
+
+class StoryTransitionView(StoryDetailView):
+    http_method_names = ["post", "options"]
+
+    @extend_schema(request=s.TransitionInputSerializer, responses=s.StorySerializer)
+    def post(self, request, slug, key):
+        story = self._story(request, slug, key)
+        require_role(request, story.project, "member")
+        expected = check_if_match(request, story.pk, story.version)
+        data = validated(s.TransitionInputSerializer, request.data)
+        version = data.get("version")
+        with transaction.atomic():
+            story = services.story_transition(
+                actor=request.user,
+                story=story,
+                status=data["status"],
+                notes=data.get("notes", ""),
+                expected_version=version if version is not None else expected,
+            )
+        return self._respond(story)

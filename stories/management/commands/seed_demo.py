@@ -1,0 +1,124 @@
+"""Deterministic, idempotent demo data for `make run`."""
+
+from __future__ import annotations
+
+import os
+import random
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from audit.context import write_context
+from stories import services
+from stories.factories import BacklogFactory, EpicFactory, MemberFactory, ProjectFactory, StoryFactory, UserFactory
+from stories.models import Project, ProjectMember, Story
+
+DEMO_PROJECTS = [
+    ("plan-pipe", "Plan Pipe", "PP", 80),
+    ("story-api", "Story API", "API", 70),
+    ("infra", "Infrastructure", "INF", 50),
+]
+EPICS = ["infrastructure", "api", "admin", "import-export", "reporting"]
+LABELS = ["database", "backend", "frontend", "docs", "security", "performance", "ux"]
+ESTIMATES = ["1sp", "2sp", "3sp", "5sp", "1-2sp", "8", ""]
+TITLES = [
+    "Set up {x}",
+    "Add {x} endpoint",
+    "Document {x}",
+    "Harden {x}",
+    "Speed up {x}",
+    "Review {x}",
+    "Test {x}",
+]
+THINGS = [
+    "schema",
+    "sessions",
+    "audit log",
+    "backlog view",
+    "story import",
+    "dependency graph",
+    "health checks",
+    "backups",
+    "API keys",
+    "search",
+]
+
+
+class Command(BaseCommand):
+    help = "Create demo projects, users and ~200 stories with dependencies and history (idempotent)."
+
+    def handle(self, *args, **options):
+        User = get_user_model()
+        username = os.environ.get("DEMO_ADMIN_USERNAME", "admin")
+        password = os.environ.get("DEMO_ADMIN_PASSWORD", "admin")
+        with write_context(source="cli"):
+            admin = User.objects.filter(username=username).first()
+            if admin is None:
+                admin = User.objects.create_superuser(username, f"{username}@example.com", password)
+                self.stdout.write(f"Created superuser '{username}'.")
+            if Project.objects.filter(slug=DEMO_PROJECTS[0][0]).exists():
+                self.stdout.write("Demo data already present; nothing to do.")
+            else:
+                self._build(admin)
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Demo ready. Admin login: {username} / {password if 'DEMO_ADMIN_PASSWORD' not in os.environ else '(from DEMO_ADMIN_PASSWORD)'}"
+            )
+        )
+
+    @transaction.atomic
+    def _build(self, admin):
+        rng = random.Random(20251124)
+        planner = UserFactory(username="planner", is_staff=True)
+        developer = UserFactory(username="developer")
+        viewer = UserFactory(username="auditor", is_staff=True)
+        all_stories: list[Story] = []
+        for slug, name, prefix, count in DEMO_PROJECTS:
+            project = ProjectFactory(slug=slug, name=name, actor=admin, description=f"Demo project {name}.")
+            MemberFactory(project=project, user=planner, role=ProjectMember.Role.ADMIN, actor=admin)
+            MemberFactory(project=project, user=developer, role=ProjectMember.Role.MEMBER, actor=admin)
+            MemberFactory(project=project, user=viewer, role=ProjectMember.Role.VIEWER, actor=admin)
+            backlogs = [
+                BacklogFactory(project=project, slug="product", name="Product backlog", actor=admin),
+                BacklogFactory(project=project, slug="sprint-1", name="Sprint 1", type="sprint", actor=admin),
+            ]
+            epics = [EpicFactory(project=project, slug=e, name=e.replace("-", " ").title(), actor=admin) for e in EPICS]
+            stories: list[Story] = []
+            for n in range(1, count + 1):
+                title = rng.choice(TITLES).format(x=rng.choice(THINGS))
+                story = StoryFactory(
+                    project=project,
+                    key=f"{prefix}-{n:03d}",
+                    title=title,
+                    actor=planner,
+                    backlog=rng.choice(backlogs),
+                    epic=rng.choice(epics),
+                    priority=rng.choice(["low", "medium", "high", "urgent", "critical"]),
+                    estimate=rng.choice(ESTIMATES),
+                    labels=sorted(rng.sample(LABELS, rng.randint(0, 3))),
+                    author="planning-agent",
+                    owner="implementation-team",
+                    body=f"# {prefix}-{n:03d}: {title}\n\n## User Story\nAs a planner I want {title.lower()}.\n",
+                )
+                # Dependencies only point at earlier stories, so the graph stays acyclic.
+                for target in rng.sample(stories, min(len(stories), rng.choice([0, 1, 1, 2, 3]))):
+                    services.dependency_add(actor=planner, story=story, depends_on=target)
+                stories.append(story)
+            # Walk the earliest stories through the workflow so there is history to see.
+            for story in stories[: count // 2]:
+                for status in ("backlog", "ready", "in_progress", "review", "done")[: rng.randint(1, 5)]:
+                    story = services.story_transition(actor=developer, story=story, status=status, notes="demo")
+            all_stories.extend(stories)
+            self.stdout.write(f"  {slug}: {count} stories")
+        # A few cross-project links.
+        by_key = {s.key: s for s in all_stories}
+        services.dependency_add(actor=admin, story=by_key["PP-010"], depends_on=by_key["API-004"])
+        services.dependency_add(actor=admin, story=by_key["API-020"], depends_on=by_key["INF-013"])
+        services.project_dependency_add(
+            actor=admin,
+            from_project=Project.objects.get(slug="plan-pipe"),
+            to_project=Project.objects.get(slug="story-api"),
+            type="integrates",
+        )
+        self.stdout.write("  users: planner (admin role), developer (member), auditor (viewer); password pw-for-tests")

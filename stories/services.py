@@ -1,0 +1,750 @@
+"""Every write to StoryHub's domain. The API, the admin, the importer and management
+commands all call these functions, so they validate, audit and record history alike.
+
+Each service runs in one transaction, checks the actor's project role, validates with
+``full_clean()`` plus the domain rules, and writes its audit_log row in that transaction.
+Status changes also write exactly one status_history row.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, connection, models, transaction
+from django.db.models import ProtectedError
+from django.utils import timezone
+
+from audit.services import audit_record
+from storyhub.errors import ConflictError, DependencyCycleError, InvalidTransitionError
+
+from . import selectors
+from .models import (
+    DEFAULT_STATUS_SLUG,
+    DEFAULT_WORKFLOW,
+    Backlog,
+    Epic,
+    Priority,
+    Project,
+    ProjectDependency,
+    ProjectMember,
+    Status,
+    StatusHistory,
+    Story,
+    StoryDependency,
+)
+from .permissions import forget_roles, require_project_role
+
+# A constant key for pg_advisory_xact_lock: writers of `blocks` edges take turns so two
+# concurrent inserts cannot each miss the other's half of a cycle.
+_BLOCKS_GRAPH_LOCK = 0x5707_B10C
+
+_ESTIMATE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(?:-\s*(\d+(?:\.\d+)?))?\s*(?:sp|pts?|points?)?\s*$", re.IGNORECASE)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def parse_estimate(estimate: Any) -> tuple[Decimal | None, Decimal | None]:
+    """Story points from an estimate as written: "3sp" → (3, 3), "1-2sp" → (1, 2),
+    "5" → (5, 5); anything else → (None, None) (the text is still kept)."""
+    if estimate is None:
+        return None, None
+    match = _ESTIMATE_RE.match(str(estimate))
+    if not match:
+        return None, None
+    try:
+        low = Decimal(match.group(1))
+        high = Decimal(match.group(2)) if match.group(2) else low
+    except InvalidOperation:
+        return None, None
+    if high < low:
+        low, high = high, low
+    return low, high
+
+
+def _value_for_compare(value: Any) -> Any:
+    return value.pk if isinstance(value, models.Model) else value
+
+
+def _assign(instance: models.Model, data: Mapping[str, Any], allowed: Iterable[str]) -> dict[str, tuple[Any, Any]]:
+    """Set the allowed fields of `instance` from `data`; return field → (old, new) for
+    the values that actually changed. Unknown fields are a validation error."""
+    allowed = set(allowed)
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise ValidationError({name: ["This field cannot be changed here."] for name in unknown})
+    changes: dict[str, tuple[Any, Any]] = {}
+    for name, new in data.items():
+        old = getattr(instance, name)
+        if _value_for_compare(old) != _value_for_compare(new):
+            changes[name] = (old, new)
+            setattr(instance, name, new)
+    return changes
+
+
+def _save(instance: models.Model, changed: Iterable[str], *, exclude: list[str] | None = None) -> None:
+    instance.full_clean(exclude=exclude)
+    fields = [instance._meta.get_field(name).attname if name != "pk" else name for name in changed]
+    if hasattr(instance, "updated_at"):
+        instance.updated_at = timezone.now()
+        fields.append("updated_at")
+    instance.save(update_fields=fields)
+
+
+def _create(instance: models.Model, *, exclude: list[str] | None = None) -> None:
+    instance.full_clean(exclude=exclude)
+    instance.save(force_insert=True)
+
+
+def _resolve_status(project: Project, status: Status | str | None) -> Status:
+    if isinstance(status, Status):
+        if status.project_id != project.pk:
+            raise ValidationError({"status": [f"Status '{status.slug}' belongs to another project."]})
+        return status
+    slug = status or project.settings.get("default_status", DEFAULT_STATUS_SLUG)
+    found = Status.objects.filter(project=project, slug=slug).first()
+    if found is None:
+        allowed = list(Status.objects.filter(project=project).values_list("slug", flat=True))
+        raise ValidationError(
+            {"status": [f"Unknown status '{slug}'; this project's workflow has: {', '.join(allowed)}."]}
+        )
+    return found
+
+
+def _resolve_priority(priority: Any) -> int:
+    if priority is None or priority == "":
+        return Priority.MEDIUM
+    if isinstance(priority, int) and not isinstance(priority, bool) and priority in Priority.values:
+        return priority
+    try:
+        return Priority.from_word(priority)
+    except ValueError:
+        words = ", ".join(label for _, label in Priority.choices)
+        raise ValidationError({"priority": [f"Unknown priority '{priority}'; use one of: {words}."]}) from None
+
+
+def _check_version(story: Story, expected_version: int | None) -> None:
+    if expected_version is not None and int(expected_version) != story.version:
+        raise ConflictError(
+            f"Story {story.key} was changed by someone else (you have version {expected_version}, "
+            f"the current one is {story.version}). Reload it and apply your change again.",
+            details={"version": [f"stale: current version is {story.version}"]},
+            extra={"current_version": story.version},
+        )
+
+
+def _lock_story(story: Story) -> Story:
+    """Re-read `story` under a row lock, so version checks and writes are serialized."""
+    try:
+        return Story.objects.select_for_update().select_related("project", "status").get(pk=story.pk)
+    except Story.DoesNotExist:
+        raise ConflictError(f"Story {story.key} no longer exists.") from None
+
+
+def _record_status_change(*, actor, story: Story, old: Status | None, new: Status, notes: str) -> StatusHistory:
+    changed_by = actor if getattr(actor, "is_authenticated", False) else None
+    return StatusHistory.objects.create(story=story, old_status=old, new_status=new, changed_by=changed_by, notes=notes)
+
+
+# --------------------------------------------------------------------------- projects
+
+
+PROJECT_FIELDS = (
+    "slug",
+    "name",
+    "description",
+    "repository_url",
+    "submodule_path",
+    "status",
+    "owner",
+    "metadata",
+    "settings",
+)
+
+
+@transaction.atomic
+def project_create(*, actor, slug: str, name: str, **fields: Any) -> Project:
+    """Create a project with the default workflow; the creator becomes its owner."""
+    project = Project(slug=slug, name=name)
+    _assign(project, fields, PROJECT_FIELDS)
+    if project.owner_id is None and getattr(actor, "is_authenticated", False):
+        project.owner = actor
+    _create(project)
+    Status.objects.bulk_create(
+        [
+            Status(
+                project=project,
+                order=index * 10,
+                allowed_transitions=step.get("allowed_transitions", []),
+                slug=step["slug"],
+                name=step["name"],
+                category=step["category"],
+            )
+            for index, step in enumerate(DEFAULT_WORKFLOW)
+        ]
+    )
+    if project.owner_id is not None:
+        ProjectMember.objects.create(project=project, user_id=project.owner_id, role=ProjectMember.Role.OWNER)
+        forget_roles(actor)
+    audit_record(
+        actor=actor,
+        action="project.created",
+        target=project,
+        changes={"slug": (None, slug), "name": (None, name)},
+        extra={"workflow": [step["slug"] for step in DEFAULT_WORKFLOW]},
+    )
+    return project
+
+
+@transaction.atomic
+def project_update(*, actor, project: Project, data: Mapping[str, Any]) -> Project:
+    """Change a project's fields (admin role; archiving needs the owner role)."""
+    require_project_role(actor, project, ProjectMember.Role.ADMIN)
+    if "status" in data and data["status"] != project.status:
+        require_project_role(actor, project, ProjectMember.Role.OWNER)
+    changes = _assign(project, data, [f for f in PROJECT_FIELDS if f != "slug"])
+    if changes:
+        _save(project, changes)
+        audit_record(actor=actor, action="project.updated", target=project, changes=changes)
+    return project
+
+
+def project_archive(*, actor, project: Project) -> Project:
+    return project_update(actor=actor, project=project, data={"status": Project.Status.ARCHIVED})
+
+
+@transaction.atomic
+def project_delete(*, actor, project: Project) -> None:
+    """Delete a project and everything in it (owner role)."""
+    require_project_role(actor, project, ProjectMember.Role.OWNER)
+    audit_record(
+        actor=actor,
+        action="project.deleted",
+        target=project,
+        extra={"slug": project.slug, "stories": project.stories.count()},
+    )
+    # Stories and their history protect the workflow's statuses; they go first,
+    # within the same transaction.
+    StatusHistory.objects.filter(story__project=project).delete()
+    Story.objects.filter(project=project).delete()
+    project.delete()
+
+
+# --------------------------------------------------------------------------- members
+
+
+@transaction.atomic
+def project_member_set(*, actor, project: Project, user, role: str) -> ProjectMember:
+    """Add `user` to `project` with `role`, or change their role (admin role; granting or
+    taking away 'owner' needs the owner role)."""
+    require_project_role(actor, project, ProjectMember.Role.ADMIN)
+    member = ProjectMember.objects.select_for_update().filter(project=project, user=user).first()
+    if role == ProjectMember.Role.OWNER or (member and member.role == ProjectMember.Role.OWNER):
+        require_project_role(actor, project, ProjectMember.Role.OWNER)
+    if member is None:
+        member = ProjectMember(project=project, user=user, role=role)
+        _create(member)
+        audit_record(
+            actor=actor,
+            action="project.member_added",
+            target=member,
+            changes={"role": (None, role)},
+            extra={"project": project.slug, "user": user.get_username()},
+        )
+    elif member.role != role:
+        if member.role == ProjectMember.Role.OWNER:
+            _ensure_other_owner(project, member)
+        changes = _assign(member, {"role": role}, ["role"])
+        _save(member, changes)
+        audit_record(
+            actor=actor,
+            action="project.member_role_changed",
+            target=member,
+            changes=changes,
+            extra={"project": project.slug, "user": user.get_username()},
+        )
+    forget_roles(user)
+    return member
+
+
+def _ensure_other_owner(project: Project, member: ProjectMember) -> None:
+    if not ProjectMember.objects.filter(project=project, role=ProjectMember.Role.OWNER).exclude(pk=member.pk).exists():
+        raise ValidationError({"role": ["A project must keep at least one owner."]})
+
+
+@transaction.atomic
+def project_member_remove(*, actor, member: ProjectMember) -> None:
+    project = member.project
+    require_project_role(actor, project, ProjectMember.Role.ADMIN)
+    if member.role == ProjectMember.Role.OWNER:
+        require_project_role(actor, project, ProjectMember.Role.OWNER)
+        _ensure_other_owner(project, member)
+    audit_record(
+        actor=actor,
+        action="project.member_removed",
+        target=member,
+        extra={"project": project.slug, "user_id": member.user_id, "role": member.role},
+    )
+    member.delete()
+    forget_roles(member.user)
+
+
+# --------------------------------------------------------------------------- backlogs, workflow, epics
+
+BACKLOG_FIELDS = ("slug", "name", "type", "status", "owner", "metadata", "settings")
+
+
+@transaction.atomic
+def backlog_create(*, actor, project: Project, slug: str, name: str, **fields: Any) -> Backlog:
+    require_project_role(actor, project, ProjectMember.Role.ADMIN)
+    backlog = Backlog(project=project, slug=slug, name=name)
+    _assign(backlog, fields, BACKLOG_FIELDS)
+    _create(backlog)
+    audit_record(
+        actor=actor,
+        action="backlog.created",
+        target=backlog,
+        changes={"slug": (None, slug), "name": (None, name)},
+        extra={"project": project.slug},
+    )
+    return backlog
+
+
+@transaction.atomic
+def backlog_update(*, actor, backlog: Backlog, data: Mapping[str, Any]) -> Backlog:
+    require_project_role(actor, backlog.project, ProjectMember.Role.ADMIN)
+    changes = _assign(backlog, data, BACKLOG_FIELDS)
+    if changes:
+        _save(backlog, changes)
+        audit_record(
+            actor=actor,
+            action="backlog.updated",
+            target=backlog,
+            changes=changes,
+            extra={"project": backlog.project.slug},
+        )
+    return backlog
+
+
+@transaction.atomic
+def backlog_delete(*, actor, backlog: Backlog) -> None:
+    """Delete a backlog; its stories stay in the project without a backlog."""
+    require_project_role(actor, backlog.project, ProjectMember.Role.ADMIN)
+    audit_record(
+        actor=actor,
+        action="backlog.deleted",
+        target=backlog,
+        extra={"project": backlog.project.slug, "slug": backlog.slug},
+    )
+    backlog.delete()
+
+
+STATUS_FIELDS = ("slug", "name", "category", "order", "allowed_transitions")
+
+
+@transaction.atomic
+def status_create(*, actor, project: Project, slug: str, name: str, category: str, **fields: Any) -> Status:
+    require_project_role(actor, project, ProjectMember.Role.ADMIN)
+    status = Status(project=project, slug=slug, name=name, category=category)
+    _assign(status, fields, STATUS_FIELDS)
+    _validate_transitions(project, status)
+    _create(status)
+    audit_record(
+        actor=actor,
+        action="status.created",
+        target=status,
+        changes={"slug": (None, slug), "category": (None, category)},
+        extra={"project": project.slug},
+    )
+    return status
+
+
+def _validate_transitions(project: Project, status: Status) -> None:
+    if not isinstance(status.allowed_transitions, list) or not all(
+        isinstance(s, str) for s in status.allowed_transitions
+    ):
+        raise ValidationError({"allowed_transitions": ["Give a list of status slugs."]})
+    known = set(Status.objects.filter(project=project).values_list("slug", flat=True)) | {status.slug}
+    unknown = [slug for slug in status.allowed_transitions if slug not in known]
+    if unknown:
+        raise ValidationError({"allowed_transitions": [f"Unknown statuses: {', '.join(unknown)}."]})
+
+
+@transaction.atomic
+def status_update(*, actor, status: Status, data: Mapping[str, Any]) -> Status:
+    require_project_role(actor, status.project, ProjectMember.Role.ADMIN)
+    changes = _assign(status, data, STATUS_FIELDS)
+    if changes:
+        _validate_transitions(status.project, status)
+        _save(status, changes)
+        audit_record(
+            actor=actor, action="status.updated", target=status, changes=changes, extra={"project": status.project.slug}
+        )
+    return status
+
+
+@transaction.atomic
+def status_delete(*, actor, status: Status) -> None:
+    require_project_role(actor, status.project, ProjectMember.Role.ADMIN)
+    if (
+        Story.objects.filter(status=status).exists()
+        or StatusHistory.objects.filter(models.Q(old_status=status) | models.Q(new_status=status)).exists()
+    ):
+        raise ValidationError(
+            {"status": [f"Status '{status.slug}' is used by stories or their history; it cannot be deleted."]}
+        )
+    audit_record(
+        actor=actor, action="status.deleted", target=status, extra={"project": status.project.slug, "slug": status.slug}
+    )
+    try:
+        status.delete()
+    except ProtectedError:
+        raise ValidationError({"status": [f"Status '{status.slug}' is in use."]}) from None
+
+
+EPIC_FIELDS = ("slug", "name", "description")
+
+
+@transaction.atomic
+def epic_create(*, actor, project: Project, slug: str, name: str = "", description: str = "") -> Epic:
+    require_project_role(actor, project, ProjectMember.Role.MEMBER)
+    epic = Epic(project=project, slug=slug, name=name or slug, description=description)
+    _create(epic)
+    audit_record(
+        actor=actor, action="epic.created", target=epic, changes={"slug": (None, slug)}, extra={"project": project.slug}
+    )
+    return epic
+
+
+def epic_get_or_create(*, actor, project: Project, slug: str) -> Epic:
+    """The project's epic `slug`, created on demand (imports name epics by slug)."""
+    existing = Epic.objects.filter(project=project, slug=slug).first()
+    return existing or epic_create(actor=actor, project=project, slug=slug)
+
+
+@transaction.atomic
+def epic_update(*, actor, epic: Epic, data: Mapping[str, Any]) -> Epic:
+    require_project_role(actor, epic.project, ProjectMember.Role.MEMBER)
+    changes = _assign(epic, data, EPIC_FIELDS)
+    if changes:
+        _save(epic, changes)
+        audit_record(
+            actor=actor, action="epic.updated", target=epic, changes=changes, extra={"project": epic.project.slug}
+        )
+    return epic
+
+
+@transaction.atomic
+def epic_delete(*, actor, epic: Epic) -> None:
+    require_project_role(actor, epic.project, ProjectMember.Role.ADMIN)
+    audit_record(
+        actor=actor, action="epic.deleted", target=epic, extra={"project": epic.project.slug, "slug": epic.slug}
+    )
+    epic.delete()
+
+
+# --------------------------------------------------------------------------- stories
+
+STORY_FIELDS = (
+    "key",
+    "title",
+    "backlog",
+    "epic",
+    "priority",
+    "estimate",
+    "branch_name",
+    "file_path",
+    "owner",
+    "author",
+    "labels",
+    "created",
+    "last_updated",
+    "body",
+    "metadata",
+)
+
+
+def _normalize_story_data(project: Project, data: Mapping[str, Any]) -> dict[str, Any]:
+    data = dict(data)
+    if "priority" in data:
+        data["priority"] = _resolve_priority(data["priority"])
+    if "estimate" in data:
+        data["estimate"] = "" if data["estimate"] is None else str(data["estimate"])
+    for name, model in (("backlog", Backlog), ("epic", Epic)):
+        value = data.get(name)
+        if isinstance(value, model) and value.project_id != project.pk:
+            raise ValidationError({name: [f"{model.__name__} '{value.slug}' belongs to another project."]})
+    if "labels" in data:
+        labels = data["labels"]
+        if labels is None:
+            labels = []
+        if not isinstance(labels, list | tuple) or not all(isinstance(x, str) for x in labels):
+            raise ValidationError({"labels": ["Give a list of strings."]})
+        data["labels"] = list(labels)
+    if "metadata" in data and not isinstance(data["metadata"], dict):
+        raise ValidationError({"metadata": ["Give an object (a mapping of keys to values)."]})
+    return data
+
+
+@transaction.atomic
+def story_create(
+    *, actor, project: Project, key: str, title: str, status: Status | str | None = None, notes: str = "", **fields: Any
+) -> Story:
+    """Create a story (member role). Its first status is recorded in status_history."""
+    require_project_role(actor, project, ProjectMember.Role.MEMBER)
+    fields = _normalize_story_data(project, fields)
+    story = Story(project=project, key=key, title=title, status=_resolve_status(project, status))
+    _assign(story, fields, STORY_FIELDS)
+    story.points_min, story.points_max = parse_estimate(story.estimate)
+    _create(story)
+    _record_status_change(actor=actor, story=story, old=None, new=story.status, notes=notes or "created")
+    audit_record(
+        actor=actor,
+        action="story.created",
+        target=story,
+        changes={"key": (None, key), "title": (None, title), "status": (None, story.status.slug)},
+        extra={"project": project.slug, "key": key},
+    )
+    return story
+
+
+def _apply_status(*, actor, story: Story, target: Status, notes: str, enforce_workflow: bool) -> Status | None:
+    """Move `story` (already locked) to `target`; returns the old status, or None when
+    nothing moves. Writes the status_history row; the caller saves and audits."""
+    if target.project_id != story.project_id:
+        raise ValidationError({"status": [f"Status '{target.slug}' belongs to another project."]})
+    old = story.status
+    if old.pk == target.pk:
+        return None
+    if enforce_workflow and not old.allows(target):
+        raise InvalidTransitionError(old.slug, target.slug, list(old.allowed_transitions))
+    story.status = target
+    _record_status_change(actor=actor, story=story, old=old, new=target, notes=notes)
+    return old
+
+
+@transaction.atomic
+def story_update(
+    *,
+    actor,
+    story: Story,
+    data: Mapping[str, Any],
+    expected_version: int | None = None,
+    notes: str = "",
+    enforce_workflow: bool = True,
+) -> Story:
+    """Change a story's fields (member role). `data` may include "status" (a Status or
+    slug), which is validated against the workflow and recorded in status_history.
+    `expected_version` is the version the caller saw; a stale one raises ConflictError."""
+    require_project_role(actor, story.project, ProjectMember.Role.MEMBER)
+    locked = _lock_story(story)
+    _check_version(locked, expected_version)
+    data = _normalize_story_data(locked.project, data)
+    status = data.pop("status", None)
+    changes = _assign(locked, data, STORY_FIELDS)
+    if "estimate" in changes:
+        new_points = parse_estimate(locked.estimate)
+        if (locked.points_min, locked.points_max) != new_points:
+            changes["points_min"] = (locked.points_min, new_points[0])
+            changes["points_max"] = (locked.points_max, new_points[1])
+            locked.points_min, locked.points_max = new_points
+    if status is not None:
+        target = _resolve_status(locked.project, status)
+        old = _apply_status(actor=actor, story=locked, target=target, notes=notes, enforce_workflow=enforce_workflow)
+        if old is not None:
+            changes["status"] = (old.slug, target.slug)
+    if not changes:
+        return locked
+    locked.version += 1
+    _save(locked, [*changes, "version"])
+    audit_record(
+        actor=actor,
+        action="story.updated",
+        target=locked,
+        changes=changes,
+        extra={"project": locked.project.slug, "key": locked.key, "version": locked.version},
+    )
+    return locked
+
+
+@transaction.atomic
+def story_transition(
+    *,
+    actor,
+    story: Story,
+    status: Status | str,
+    notes: str = "",
+    expected_version: int | None = None,
+    enforce_workflow: bool = True,
+) -> Story:
+    """Move a story to another status of its workflow (member role): exactly one
+    status_history row and one audit row. Moving to the current status changes nothing."""
+    require_project_role(actor, story.project, ProjectMember.Role.MEMBER)
+    locked = _lock_story(story)
+    _check_version(locked, expected_version)
+    target = _resolve_status(locked.project, status)
+    old = _apply_status(actor=actor, story=locked, target=target, notes=notes, enforce_workflow=enforce_workflow)
+    if old is None:
+        return locked
+    locked.version += 1
+    _save(locked, ["status", "version"])
+    audit_record(
+        actor=actor,
+        action="story.status_changed",
+        target=locked,
+        changes={"status": (old.slug, target.slug)},
+        extra={"project": locked.project.slug, "key": locked.key, "notes": notes, "version": locked.version},
+    )
+    return locked
+
+
+@transaction.atomic
+def story_move(*, actor, story: Story, backlog: Backlog | None, expected_version: int | None = None) -> Story:
+    """Put a story in another backlog of its project (or none)."""
+    require_project_role(actor, story.project, ProjectMember.Role.MEMBER)
+    locked = _lock_story(story)
+    _check_version(locked, expected_version)
+    if backlog is not None and backlog.project_id != locked.project_id:
+        raise ValidationError({"backlog": [f"Backlog '{backlog.slug}' belongs to another project."]})
+    old = locked.backlog
+    if _value_for_compare(old) == _value_for_compare(backlog):
+        return locked
+    locked.backlog = backlog
+    locked.version += 1
+    _save(locked, ["backlog", "version"])
+    audit_record(
+        actor=actor,
+        action="story.moved",
+        target=locked,
+        changes={"backlog": (old.slug if old else None, backlog.slug if backlog else None)},
+        extra={"project": locked.project.slug, "key": locked.key, "version": locked.version},
+    )
+    return locked
+
+
+@transaction.atomic
+def story_delete(*, actor, story: Story, expected_version: int | None = None) -> None:
+    """Delete a story with its dependencies and history (member role)."""
+    require_project_role(actor, story.project, ProjectMember.Role.MEMBER)
+    locked = _lock_story(story)
+    _check_version(locked, expected_version)
+    audit_record(
+        actor=actor,
+        action="story.deleted",
+        target=locked,
+        extra={"project": locked.project.slug, "key": locked.key, "title": locked.title},
+    )
+    StatusHistory.objects.filter(story=locked).delete()
+    locked.delete()
+
+
+# --------------------------------------------------------------------------- dependencies
+
+
+def _lock_blocks_graph() -> None:
+    # SQLite's IMMEDIATE transactions already serialize writers; PostgreSQL needs a lock.
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_BLOCKS_GRAPH_LOCK])
+
+
+def _label(story: Story, relative_to: Project) -> str:
+    return story.key if story.project_id == relative_to.pk else f"{story.project.slug}:{story.key}"
+
+
+@transaction.atomic
+def dependency_add(
+    *, actor, story: Story, depends_on: Story, type: str = StoryDependency.Type.BLOCKS, description: str = ""
+) -> StoryDependency:
+    """Record that `story` depends on `depends_on` (member role in the story's project,
+    at least viewer in the other one). Self-links and duplicates are refused, and a
+    `blocks` link that would close a cycle raises DependencyCycleError naming it."""
+    require_project_role(actor, story.project, ProjectMember.Role.MEMBER)
+    require_project_role(actor, depends_on.project, ProjectMember.Role.VIEWER)
+    if story.pk == depends_on.pk:
+        raise ValidationError({"depends_on": ["A story cannot depend on itself."]})
+    if type == StoryDependency.Type.BLOCKS:
+        _lock_blocks_graph()
+        path = selectors.blocks_path(start_id=depends_on.pk, goal_id=story.pk)
+        if path:
+            labels = selectors.story_labels_for(ids=path, relative_to=story.project)
+            cycle = [_label(story, story.project)] + [labels[pk] for pk in path]
+            raise DependencyCycleError(cycle)
+    if StoryDependency.objects.filter(story=story, depends_on=depends_on).exists():
+        raise ValidationError(
+            {"depends_on": [f"{story.key} already depends on {_label(depends_on, story.project)}."]}, code="duplicate"
+        )
+    dependency = StoryDependency(story=story, depends_on=depends_on, type=type, description=description)
+    dependency.full_clean(exclude=["story", "depends_on"], validate_constraints=False)
+    try:
+        with transaction.atomic():
+            dependency.save(force_insert=True)
+    except IntegrityError:
+        # A concurrent writer added the same pair between our check and insert.
+        raise ValidationError({"depends_on": ["This dependency already exists."]}, code="duplicate") from None
+    audit_record(
+        actor=actor,
+        action="dependency.added",
+        target=dependency,
+        entity_type="story_dependency",
+        extra={"story": story.ref, "depends_on": depends_on.ref, "type": type},
+    )
+    return dependency
+
+
+@transaction.atomic
+def dependency_remove(*, actor, dependency: StoryDependency) -> None:
+    story = dependency.story
+    require_project_role(actor, story.project, ProjectMember.Role.MEMBER)
+    audit_record(
+        actor=actor,
+        action="dependency.removed",
+        target=dependency,
+        entity_type="story_dependency",
+        extra={"story": story.ref, "depends_on": dependency.depends_on.ref, "type": dependency.type},
+    )
+    dependency.delete()
+
+
+@transaction.atomic
+def project_dependency_add(
+    *,
+    actor,
+    from_project: Project,
+    to_project: Project,
+    type: str = ProjectDependency.Type.DEPENDS,
+    description: str = "",
+) -> ProjectDependency:
+    require_project_role(actor, from_project, ProjectMember.Role.ADMIN)
+    require_project_role(actor, to_project, ProjectMember.Role.VIEWER)
+    if from_project.pk == to_project.pk:
+        raise ValidationError({"to_project": ["A project cannot depend on itself."]})
+    if ProjectDependency.objects.filter(from_project=from_project, to_project=to_project).exists():
+        raise ValidationError({"to_project": [f"{from_project.slug} already depends on {to_project.slug}."]})
+    link = ProjectDependency(from_project=from_project, to_project=to_project, type=type, description=description)
+    _create(link)
+    audit_record(
+        actor=actor,
+        action="project_dependency.added",
+        target=link,
+        entity_type="project_dependency",
+        extra={"from": from_project.slug, "to": to_project.slug, "type": type},
+    )
+    return link
+
+
+@transaction.atomic
+def project_dependency_remove(*, actor, link: ProjectDependency) -> None:
+    require_project_role(actor, link.from_project, ProjectMember.Role.ADMIN)
+    audit_record(
+        actor=actor,
+        action="project_dependency.removed",
+        target=link,
+        entity_type="project_dependency",
+        extra={"from": link.from_project.slug, "to": link.to_project.slug, "type": link.type},
+    )
+    link.delete()

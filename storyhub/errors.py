@@ -1,0 +1,75 @@
+"""StoryHub's small set of application errors. Services raise these (or Django's
+ValidationError / PermissionDenied); the API's exception handler and the admin turn them
+into one error shape with a stable ``code``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ApplicationError(Exception):
+    code = "error"
+    http_status = 400
+
+    def __init__(self, message: str, *, details: dict[str, Any] | None = None, extra: dict[str, Any] | None = None):
+        super().__init__(message)
+        self.message = message
+        self.details = details or {}
+        self.extra = extra or {}
+
+
+class ConflictError(ApplicationError):
+    """The caller's version of the object is stale."""
+
+    code = "conflict"
+    http_status = 409
+
+
+class PreconditionFailed(ConflictError):
+    """If-Match named a version that is no longer current."""
+
+    code = "precondition_failed"
+    http_status = 412
+
+
+class DependencyCycleError(ApplicationError):
+    code = "dependency_cycle"
+    http_status = 409
+
+    def __init__(self, cycle: list[str]):
+        self.cycle = cycle
+        super().__init__(
+            f"This dependency would close a cycle: {' → '.join(cycle)}.",
+            details={"depends_on": [f"cycle: {' → '.join(cycle)}"]},
+            extra={"cycle": cycle},
+        )
+
+
+class InvalidTransitionError(ApplicationError):
+    code = "invalid_transition"
+    http_status = 409
+
+    def __init__(self, current: str, target: str, allowed: list[str]):
+        self.allowed = allowed
+        super().__init__(
+            f"Cannot move from '{current}' to '{target}'; allowed: {', '.join(allowed) or 'none'}.",
+            details={"status": [f"allowed targets from '{current}': {', '.join(allowed) or 'none'}"]},
+            extra={"allowed": allowed, "current": current},
+        )
+
+
+class BlockedError(ApplicationError):
+    code = "blocked"
+    http_status = 409
+
+    def __init__(self, blockers: list[str]):
+        self.blockers = blockers
+        super().__init__(
+            f"Story is blocked by unfinished stories: {', '.join(blockers)}.",
+            extra={"blockers": blockers},
+        )
+
+
+class NotFoundError(ApplicationError):
+    code = "not_found"
+    http_status = 404

@@ -1,0 +1,196 @@
+"""Settings shared by every environment.
+
+Everything configurable comes from the environment through one ``environ.Env()``;
+``.env`` in the working directory is read when present (see ``.env.example``).
+"""
+
+from pathlib import Path
+from urllib.parse import quote
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+
+env = environ.Env()
+# A local .env is a convenience for developers; real deployments pass the environment.
+if (BASE_DIR / ".env").is_file():
+    env.read_env(str(BASE_DIR / ".env"))
+
+SECRET_KEY = env("DJANGO_SECRET_KEY", default="insecure-local-development-key-change-me")
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "django_filters",
+    "drf_spectacular",
+    "audit",
+    "sessions_app",
+    "stories",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "audit.middleware.RequestContextMiddleware",
+    "sessions_app.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "storyhub.urls"
+WSGI_APPLICATION = "storyhub.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+
+def _database_url() -> str:
+    """DATABASE_URL, else one assembled from DB_HOST/DB_PORT/DB_NAME/DB_USER/DB_PASSWORD,
+    else the embedded SQLite file in the working directory."""
+    url = env("DATABASE_URL", default="")
+    if url:
+        return url
+    host = env("DB_HOST", default="")
+    if host:
+        user = quote(env("DB_USER", default="postgres"), safe="")
+        password = env("DB_PASSWORD", default="")
+        auth = f"{user}:{quote(password, safe='')}" if password else user
+        return f"postgres://{auth}@{host}:{env.int('DB_PORT', default=5432)}/{env('DB_NAME', default='storyhub')}"
+    return f"sqlite:///{Path.cwd() / 'db.sqlite3'}"
+
+
+def database_config(url: str) -> dict:
+    """Turn a database URL into Django's settings, with our tuning for each vendor."""
+    config = environ.Env.db_url_config(url)
+    if config["ENGINE"] == "django.db.backends.sqlite3":
+        config["OPTIONS"] = {
+            # WAL lets readers and one writer work at once; IMMEDIATE takes the write lock
+            # at BEGIN so concurrent writers queue on busy_timeout instead of deadlocking.
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
+            "transaction_mode": "IMMEDIATE",
+            "timeout": env.int("SQLITE_BUSY_TIMEOUT", default=20),
+        }
+    elif config["ENGINE"] in ("django.db.backends.postgresql", "django.db.backends.postgresql_psycopg2"):
+        config["ENGINE"] = "django.db.backends.postgresql"
+        config["CONN_HEALTH_CHECKS"] = True
+        options = config.setdefault("OPTIONS", {})
+        if env.bool("DB_POOL", default=True):
+            # Django's native psycopg 3 pool; CONN_MAX_AGE must stay 0 with it.
+            config["CONN_MAX_AGE"] = 0
+            options["pool"] = {
+                "min_size": env.int("DB_POOL_MIN_SIZE", default=2),
+                "max_size": env.int("DB_POOL_MAX_SIZE", default=10),
+                "timeout": env.float("DB_POOL_TIMEOUT", default=10.0),
+            }
+        else:
+            config["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
+        options.setdefault("connect_timeout", env.int("DB_CONNECT_TIMEOUT", default=5))
+    config["ATOMIC_REQUESTS"] = False
+    return config
+
+
+DATABASES = {"default": database_config(_database_url())}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Sessions live in the `sessions` table as JSON (sessions_app), never pickled.
+SESSION_ENGINE = "sessions_app.backends"
+SESSION_SERIALIZER = "django.contrib.sessions.serializers.JSONSerializer"
+SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=60 * 60 * 24 * 14)
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env("DJANGO_TIME_ZONE", default="UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+
+LOG_LEVEL = env("DJANGO_LOG_LEVEL", default="INFO")
+LOG_JSON = env.bool("DJANGO_LOG_JSON", default=False)
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"request_id": {"()": "audit.logging.RequestIdFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "json": {"()": "audit.logging.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "filters": ["request_id"],
+            "formatter": "json" if LOG_JSON else "plain",
+        }
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {"django.db.backends": {"level": "INFO"}},
+}
+
+# Benchmark-only reference views under /bench/ (bench/urls.py); never enable in production.
+STORYHUB_BENCH_VIEWS = env.bool("STORYHUB_BENCH_VIEWS", default=False)
+
+# --- REST API (stories/api, audit/api, sessions_app/api) ---------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "sessions_app.api.authentication.ApiKeyAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAuthenticated",
+        "stories.api.permissions.ReadOnlyKeyPermission",
+    ],
+    "DEFAULT_RENDERER_CLASSES": ["stories.api.renderers.ORJSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_THROTTLE_CLASSES": ["stories.api.throttling.KeyOrUserRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {
+        "api_key": env("API_THROTTLE_KEY", default="600/min"),
+        "user": env("API_THROTTLE_USER", default="600/min"),
+        "anon": env("API_THROTTLE_ANON", default="60/min"),
+    },
+    "EXCEPTION_HANDLER": "stories.api.exceptions.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "stories.api.schema.StoryHubAutoSchema",
+    # `?format=` belongs to the graph endpoint (json / dot / mermaid), not renderer choice.
+    "URL_FORMAT_OVERRIDE": None,
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "StoryHub API",
+    "DESCRIPTION": "Stories, dependencies, audit and sessions. Errors: {code, message, details}.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+}

@@ -36,6 +36,19 @@ def parse_bool(request, name: str, default: bool = False) -> bool:
     raise ValidationError({name: ["Give true or false."]})
 
 
+def parse_int(request, name: str, *, default: int, low: int, high: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = low - 1
+    if not low <= value <= high:
+        raise ValidationError({name: [f"Give a whole number from {low} to {high}."]})
+    return value
+
+
 def parse_max_depth(request) -> int | None:
     raw = request.query_params.get("max_depth")
     if raw is None or raw == "":
@@ -235,10 +248,18 @@ class StoryDependentsView(StoryBlockersView):
 class ProjectReadyView(APIView):
     may_be_unavailable = True
 
-    @extend_schema(responses=s.StorySerializer(many=True))
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("limit", int, description="page size, 1..1000 (default 100)"),
+            OpenApiParameter("offset", int, description="stories to skip (default 0)"),
+        ],
+        responses=s.StorySerializer(many=True),
+    )
     def get(self, request, slug):
         project = get_project_for(request, slug)
-        ids = _graph().ready_story_ids(project=project)
+        limit = parse_int(request, "limit", default=100, low=1, high=1000)
+        offset = parse_int(request, "offset", default=0, low=0, high=10_000_000)
+        ids = _graph().ready_story_ids(project=project, limit=limit, offset=offset)
         rows = {r["id"]: r for r in Story.objects.filter(pk__in=ids).values(*FIELDS)}
         return Response(story_list_payload([rows[i] for i in ids if i in rows]))
 

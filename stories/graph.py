@@ -1,0 +1,297 @@
+"""The dependency graph: walks, the ready list, topological order, critical path and
+renderings (JSON, Graphviz dot, Mermaid).
+
+Only ``blocks`` links order work; ``relates`` and ``duplicates`` links are drawn but never
+block anything. Walks are one recursive SQL query each (PostgreSQL and SQLite share the
+SQL); whole-project algorithms load the project's nodes and edges in two queries and run
+in Python, which is linear in the size of the project.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import defaultdict
+from decimal import Decimal
+
+from django.db import connection
+
+from .models import Priority, Project, Story, StoryDependency
+
+BLOCKS = StoryDependency.Type.BLOCKS.value
+COMPLETED = "completed"
+UNSTARTED = "unstarted"
+PRIORITY_WORDS = dict(Priority.choices)
+
+# The blocks graph is acyclic (the services refuse cycles), so a walk ends on its own;
+# the bound only protects against a corrupted graph.
+WALK_DEPTH_LIMIT = 100_000
+DEFAULT_READY_LIMIT = 100
+MAX_READY_LIMIT = 1000
+
+_WALK_SQL = """
+    WITH RECURSIVE walk(id, depth) AS (
+        SELECT d.{far}, 1 FROM story_dependencies d
+        WHERE d.{near} = %s AND d.type = %s
+        UNION
+        SELECT d.{far}, w.depth + 1 FROM story_dependencies d JOIN walk w ON d.{near} = w.id
+        WHERE d.type = %s AND w.depth < %s
+    )
+    SELECT id, MIN(depth) AS depth FROM walk GROUP BY id ORDER BY MIN(depth), id
+"""
+
+
+def _walk(*, story: Story, near: str, far: str, transitive: bool, max_depth: int | None) -> list[tuple[int, int]]:
+    depth = 1 if not transitive else (max_depth or WALK_DEPTH_LIMIT)
+    with connection.cursor() as cursor:
+        cursor.execute(_WALK_SQL.format(near=near, far=far), [story.pk, BLOCKS, BLOCKS, depth])
+        return [(int(i), int(d)) for i, d in cursor.fetchall()]
+
+
+def story_blockers(*, story: Story, transitive: bool = False, max_depth: int | None = None) -> list[tuple[int, int]]:
+    """(story id, depth) of what `story` waits for through `blocks` links, nearest first.
+    Depth 1 is a direct blocker; with `transitive` the whole chain (up to `max_depth`)."""
+    return _walk(story=story, near="story_id", far="depends_on_id", transitive=transitive, max_depth=max_depth)
+
+
+def story_dependents(*, story: Story, transitive: bool = False, max_depth: int | None = None) -> list[tuple[int, int]]:
+    """(story id, depth) of the stories that wait for `story`, nearest first."""
+    return _walk(story=story, near="depends_on_id", far="story_id", transitive=transitive, max_depth=max_depth)
+
+
+_READY_SQL = """
+    SELECT s.id FROM stories s JOIN statuses st ON st.id = s.status_id
+    WHERE s.project_id = %s AND st.category = %s
+      AND NOT EXISTS (
+        SELECT 1 FROM story_dependencies d
+        JOIN stories b ON b.id = d.depends_on_id JOIN statuses bs ON bs.id = b.status_id
+        WHERE d.story_id = s.id AND d.type = %s AND bs.category <> %s
+      )
+    ORDER BY s.priority DESC,
+      (SELECT COUNT(*) FROM story_dependencies w
+        JOIN stories ws ON ws.id = w.story_id JOIN statuses wst ON wst.id = ws.status_id
+        WHERE w.depends_on_id = s.id AND w.type = %s AND wst.category NOT IN (%s, 'cancelled')) DESC,
+      s.key, s.id
+    LIMIT %s OFFSET %s
+"""
+
+
+def ready_story_ids(*, project: Project, limit: int = DEFAULT_READY_LIMIT, offset: int = 0) -> list[int]:
+    """Stories of `project` that can start now (PRODUCT.md "What ready means"): status in
+    an unstarted category and every `blocks` dependency completed.
+
+    Order: priority first (critical before low); among equal priorities, dependency
+    order — the story that unblocks the most waiting stories first — then key. Ready
+    stories never block each other (a ready story is not completed), so this is always
+    a valid topological order of the ready set.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(_READY_SQL, [project.pk, UNSTARTED, BLOCKS, COMPLETED, BLOCKS, COMPLETED, limit, offset])
+        return [int(row[0]) for row in cursor.fetchall()]
+
+
+# --------------------------------------------------------------------------- whole project
+
+
+def _weight(points_min, points_max) -> Decimal:
+    """A story's weight on the critical path: the upper estimate, else the lower, else 0."""
+    value = points_max if points_max is not None else points_min
+    return Decimal(value) if value is not None else Decimal(0)
+
+
+def _project_nodes_and_edges(project: Project) -> tuple[dict[int, dict], list[tuple[int, int]]]:
+    """The project's stories and its internal `blocks` edges (blocker → blocked)."""
+    nodes = {
+        row["id"]: row
+        for row in Story.objects.filter(project=project).values("id", "key", "priority", "points_min", "points_max")
+    }
+    edges = [
+        (blocker, blocked)
+        for blocked, blocker in StoryDependency.objects.filter(
+            story__project=project, depends_on__project=project, type=BLOCKS
+        ).values_list("story_id", "depends_on_id")
+    ]
+    return nodes, edges
+
+
+def _kahn(nodes: dict[int, dict], edges: list[tuple[int, int]]) -> list[int]:
+    successors: dict[int, list[int]] = defaultdict(list)
+    indegree = dict.fromkeys(nodes, 0)
+    for blocker, blocked in edges:
+        successors[blocker].append(blocked)
+        indegree[blocked] += 1
+    # Among the stories free to go next, the highest priority, then the key, goes first.
+    heap = [(-nodes[i]["priority"], nodes[i]["key"], i) for i, n in indegree.items() if n == 0]
+    heapq.heapify(heap)
+    order = []
+    while heap:
+        _, _, node = heapq.heappop(heap)
+        order.append(node)
+        for nxt in successors[node]:
+            indegree[nxt] -= 1
+            if indegree[nxt] == 0:
+                heapq.heappush(heap, (-nodes[nxt]["priority"], nodes[nxt]["key"], nxt))
+    if len(order) != len(nodes):  # only a corrupted graph gets here
+        raise RuntimeError("The project's blocks graph contains a cycle; check story_dependencies.")
+    return order
+
+
+def topological_order(*, project: Project) -> list[int]:
+    """Every story of `project`, each after all stories that block it (links to other
+    projects are ignored); ties broken by priority, then key."""
+    nodes, edges = _project_nodes_and_edges(project)
+    return _kahn(nodes, edges)
+
+
+def critical_path(*, project: Project) -> dict:
+    """The chain of `blocks` links inside `project` with the most story points (each
+    story weighs its upper estimate, else its lower one, else 0):
+    {"story_ids": [first … last], "points": total}."""
+    nodes, edges = _project_nodes_and_edges(project)
+    if not nodes:
+        return {"story_ids": [], "points": 0.0}
+    order = _kahn(nodes, edges)
+    predecessors: dict[int, list[int]] = defaultdict(list)
+    for blocker, blocked in edges:
+        predecessors[blocked].append(blocker)
+    best: dict[int, Decimal] = {}
+    parent: dict[int, int | None] = {}
+    for node in order:
+        weight = _weight(nodes[node]["points_min"], nodes[node]["points_max"])
+        prev = max(predecessors[node], key=lambda p: (best[p], -p), default=None)
+        best[node] = weight + (best[prev] if prev is not None else 0)
+        parent[node] = prev
+    end = max(order, key=lambda n: (best[n], -n))
+    path = [end]
+    while parent[path[-1]] is not None:
+        path.append(parent[path[-1]])
+    path.reverse()
+    return {"story_ids": path, "points": float(best[end])}
+
+
+def project_graph(*, project: Project) -> dict:
+    """Nodes and edges of `project`'s dependency graph as JSON-ready dicts. Stories of
+    other projects linked to this one appear as nodes with `external: true` and a
+    "slug:KEY" id."""
+    rows = list(
+        Story.objects.filter(project=project).values(
+            "id", "key", "title", "status__slug", "status__category", "priority", "points_min", "points_max"
+        )
+    )
+    links = list(
+        StoryDependency.objects.filter(story__project=project).values(
+            "story_id", "depends_on_id", "type", "depends_on__project_id"
+        )
+    ) + list(
+        StoryDependency.objects.filter(depends_on__project=project)
+        .exclude(story__project=project)
+        .values("story_id", "depends_on_id", "type", "depends_on__project_id")
+    )
+    local = {r["id"]: r for r in rows}
+    foreign_ids = {i for link in links for i in (link["story_id"], link["depends_on_id"]) if i not in local}
+    foreign = {
+        r["id"]: r
+        for r in Story.objects.filter(pk__in=foreign_ids).values(
+            "id", "key", "title", "project__slug", "status__slug", "status__category"
+        )
+    }
+    category = {i: r["status__category"] for i, r in local.items()} | {
+        i: r["status__category"] for i, r in foreign.items()
+    }
+    open_blockers: dict[int, int] = defaultdict(int)
+    for link in links:
+        if link["type"] == BLOCKS and category.get(link["depends_on_id"]) != COMPLETED:
+            open_blockers[link["story_id"]] += 1
+
+    def ref(story_id: int) -> str:
+        if story_id in local:
+            return local[story_id]["key"]
+        other = foreign[story_id]
+        return f"{other['project__slug']}:{other['key']}"
+
+    nodes = [
+        {
+            "id": r["key"],
+            "title": r["title"],
+            "status": r["status__slug"],
+            "status_category": r["status__category"],
+            "priority": PRIORITY_WORDS.get(r["priority"]),
+            "points": float(_weight(r["points_min"], r["points_max"])),
+            "blocked": open_blockers[r["id"]] > 0,
+            "ready": r["status__category"] == UNSTARTED and open_blockers[r["id"]] == 0,
+            "external": False,
+        }
+        for r in rows
+    ] + [
+        {
+            "id": ref(i),
+            "title": r["title"],
+            "status": r["status__slug"],
+            "status_category": r["status__category"],
+            "external": True,
+        }
+        for i, r in foreign.items()
+    ]
+    edges = [
+        {"from": ref(link["story_id"]), "to": ref(link["depends_on_id"]), "type": link["type"]}
+        for link in links
+        if link["story_id"] in category and link["depends_on_id"] in category
+    ]
+    return {"project": project.slug, "nodes": nodes, "edges": edges}
+
+
+# --------------------------------------------------------------------------- renderings
+
+_DOT_COLOURS = {"ready": "palegreen", "blocked": "lightpink", "completed": "lightgrey", "other": "white"}
+
+
+def _node_state(node: dict) -> str:
+    if node.get("status_category") == COMPLETED:
+        return "completed"
+    if node.get("ready"):
+        return "ready"
+    if node.get("blocked"):
+        return "blocked"
+    return "other"
+
+
+def _quote_dot(text: str) -> str:
+    return '"' + str(text).replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ") + '"'
+
+
+def graph_to_dot(graph: dict) -> str:
+    """Graphviz source; an edge points from a story to what it depends on."""
+    lines = [f"digraph {_quote_dot(graph['project'])} {{", "  rankdir=LR;", "  node [shape=box, style=filled];"]
+    for node in graph["nodes"]:
+        # Each part is escaped on its own; "\\n" between them is Graphviz's line break.
+        label = (
+            '"'
+            + "\\n".join(_quote_dot(part)[1:-1] for part in (node["id"], node["title"][:60], f"[{node['status']}]"))
+            + '"'
+        )
+        colour = _DOT_COLOURS[_node_state(node)]
+        extra = ', style="filled,dashed"' if node.get("external") else ""
+        lines.append(f"  {_quote_dot(node['id'])} [label={label}, fillcolor={colour}{extra}];")
+    for edge in graph["edges"]:
+        style = "" if edge["type"] == BLOCKS else f" [style=dashed, label={_quote_dot(edge['type'])}]"
+        lines.append(f"  {_quote_dot(edge['from'])} -> {_quote_dot(edge['to'])}{style};")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def graph_to_mermaid(graph: dict) -> str:
+    """Mermaid flowchart source (paste into any Mermaid renderer)."""
+    ids = {node["id"]: f"n{i}" for i, node in enumerate(graph["nodes"])}
+    lines = ["flowchart LR"]
+    for node in graph["nodes"]:
+        label = f"{node['id']}: {node['title'][:60]} [{node['status']}]".replace('"', "#quot;")
+        lines.append(f'  {ids[node["id"]]}["{label}"]:::{_node_state(node)}')
+    for edge in graph["edges"]:
+        arrow = "-->" if edge["type"] == BLOCKS else f"-.{edge['type']}.->"
+        lines.append(f"  {ids[edge['from']]} {arrow} {ids[edge['to']]}")
+    lines += [
+        "  classDef ready fill:#b7f0b1;",
+        "  classDef blocked fill:#f7c6c7;",
+        "  classDef completed fill:#d9d9d9;",
+        "  classDef other fill:#ffffff;",
+    ]
+    return "\n".join(lines) + "\n"

@@ -84,6 +84,21 @@ def test_entrypoint_migrates_serves_and_stops_gracefully(deploy_database, static
         status, _, _ = http_get(port, "/static/admin/css/does-not-exist.css")
         assert status == 404
 
+        # An API call with a key made by `manage.py create_api_key` against the same database.
+        made = manage(
+            "shell", "-c", "from django.contrib.auth.models import User; User.objects.create_user('ops')", env=env
+        )
+        assert made.returncode == 0, made.stderr
+        made = manage("create_api_key", "--user", "ops", "--name", "deploy-test", env=env)
+        assert made.returncode == 0, made.stderr
+        api_key = made.stdout.strip()
+        status, headers, body = http_get(port, "/api/v1/projects/", {"Authorization": f"Bearer {api_key}"})
+        assert status == 200, body[:500]
+        assert headers["content-type"].startswith("application/json")
+        assert json.loads(body) == []  # a new user is a member of no project
+        status, _, _ = http_get(port, "/api/v1/projects/", {"Authorization": "Bearer not-a-key"})
+        assert status == 401
+
         # SIGTERM goes straight to gunicorn (exec'd as the entrypoint's process): graceful exit 0.
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=STOP_TIMEOUT) == 0, log_path.read_text()

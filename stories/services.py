@@ -468,8 +468,19 @@ STORY_FIELDS = (
 )
 
 
+# Keys that would collide with a route under /api/v1/projects/{slug}/stories/.
+RESERVED_STORY_KEYS = frozenset({"bulk"})
+
+
+def _check_key(key: Any) -> None:
+    if str(key).lower() in RESERVED_STORY_KEYS:
+        raise ValidationError({"key": [f"'{key}' is reserved by the API (…/stories/{key}/); choose another key."]})
+
+
 def _normalize_story_data(project: Project, data: Mapping[str, Any]) -> dict[str, Any]:
     data = dict(data)
+    if "key" in data:
+        _check_key(data["key"])
     if "priority" in data:
         data["priority"] = _resolve_priority(data["priority"])
     if "estimate" in data:
@@ -496,6 +507,7 @@ def story_create(
 ) -> Story:
     """Create a story (member role). Its first status is recorded in status_history."""
     require_project_role(actor, project, ProjectMember.Role.MEMBER)
+    _check_key(key)
     fields = _normalize_story_data(project, fields)
     story = Story(project=project, key=key, title=title, status=_resolve_status(project, status))
     _assign(story, fields, STORY_FIELDS)

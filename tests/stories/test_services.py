@@ -331,3 +331,14 @@ def test_epic_get_or_create_is_idempotent(project, owner):
 )
 def test_parse_estimate(text, expected):
     assert services.parse_estimate(text) == expected
+
+
+@pytest.mark.parametrize("key", ["bulk", "BULK"])
+def test_route_names_are_not_story_keys(project, owner, make_story, key):
+    with pytest.raises(ValidationError) as excinfo:
+        services.story_create(actor=owner, project=project, key=key, title="Clash")
+    assert "reserved" in str(excinfo.value.message_dict["key"])
+    story = make_story("OK-1")
+    with pytest.raises(ValidationError):
+        services.story_update(actor=owner, story=story, data={"key": key})
+    assert Story.objects.filter(key__iexact="bulk").count() == 0

@@ -185,12 +185,19 @@ def bench_graph() -> None:
             raise Unavailable(f"stories.graph not importable: {exc}") from exc
     if graph is None:
         return
-    deep = Story.objects.filter(project__slug="bench-09").order_by("-id").values_list("id", flat=True).first()
+    from stories.models import Project
+
+    # The last story of the last project sits deepest: its blockers reach back through
+    # its epic, the platform epic and other projects.
+    deep = Story.objects.filter(project__slug="bench-09").order_by("-id").first()
+    ready_project = Project.objects.get(slug="bench-05")
+    project_10k = Project.objects.get(slug="bench-03")
+    results["transitive_blockers_count"] = len(graph.story_blockers(story=deep, transitive=True))
     for name, target, call in (
-        ("transitive_blockers_ms_100k", "< 50", lambda: graph.transitive_blockers(deep)),
-        ("ready_ms_100k", "< 50", lambda: graph.ready_stories(project="bench-05", limit=100)),
-        ("topo_order_ms_10k", "< 250", lambda: graph.topological_order(project="bench-03")),
-        ("critical_path_ms_10k", "< 250", lambda: graph.critical_path(project="bench-03")),
+        ("transitive_blockers_ms_100k", "< 50", lambda: graph.story_blockers(story=deep, transitive=True)),
+        ("ready_ms_100k", "< 50", lambda: graph.ready_story_ids(project=ready_project, limit=100)),
+        ("topo_order_ms_10k", "< 250", lambda: graph.topological_order(project=project_10k)),
+        ("critical_path_ms_10k", "< 250", lambda: graph.critical_path(project=project_10k)),
     ):
         with section(name):
             try:

@@ -41,6 +41,38 @@ def audit_record(
     system / CLI writes). `changes` maps field → (old, new)."""
     if not connection.in_atomic_block:
         raise RuntimeError("audit_record must run inside the transaction of the write it records.")
+    row = audit_row(
+        actor=actor,
+        action=action,
+        target=target,
+        entity_type=entity_type,
+        entity_id=entity_id,
+        changes=changes,
+        extra=extra,
+    )
+    row.save(force_insert=True)
+    return row
+
+
+def audit_record_many(rows: list[AuditLog]) -> None:
+    """Append many rows built with `audit_row` in one batched insert (bulk writes such as
+    stories.bulk). Same rule as audit_record: inside the write's transaction."""
+    if not connection.in_atomic_block:
+        raise RuntimeError("audit_record_many must run inside the transaction of the writes it records.")
+    AuditLog.objects.bulk_create(rows, batch_size=1000)
+
+
+def audit_row(
+    *,
+    actor,
+    action: str,
+    target: models.Model | None = None,
+    entity_type: str | None = None,
+    entity_id: str | int | None = None,
+    changes: dict[str, tuple[Any, Any]] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> AuditLog:
+    """An unsaved audit row, with the write context (source, request id, API key)."""
     ctx = current()
     details: dict[str, Any] = {"source": ctx.source}
     if ctx.request_id:
@@ -57,7 +89,7 @@ def audit_record(
         entity_type = entity_type or target._meta.model_name
         entity_id = target.pk if entity_id is None else entity_id
     user = actor if getattr(actor, "is_authenticated", False) else None
-    return AuditLog.objects.create(
+    return AuditLog(
         action=action,
         entity_type=entity_type or "",
         entity_id="" if entity_id is None else str(entity_id),

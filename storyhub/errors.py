@@ -73,3 +73,19 @@ class BlockedError(ApplicationError):
 class NotFoundError(ApplicationError):
     code = "not_found"
     http_status = 404
+
+
+class BulkValidationError(ApplicationError):
+    """One or more items of a bulk write are not valid; nothing was written.
+    details = {"items": [{"index", "key", "field", "reason"}, …]}."""
+
+    code = "bulk_invalid"
+    http_status = 400
+
+    def __init__(self, errors: list[dict[str, Any]], *, total: int):
+        self.errors = errors
+        failed = len({e["index"] for e in errors})
+        super().__init__(
+            f"{failed} of {total} items are not valid; nothing was written.",
+            details={"items": errors},
+        )

@@ -341,7 +341,12 @@ class StoryBulkView(APIView):
             "BulkResult",
             {
                 "dry_run": serializers.BooleanField(),
-                "items": serializers.ListField(child=serializers.DictField()),
+                "created": serializers.IntegerField(),
+                "updated": serializers.IntegerField(),
+                "unchanged": serializers.IntegerField(),
+                "items": serializers.ListField(
+                    child=serializers.DictField(), help_text="[{index, key, outcome: created|updated|unchanged}]"
+                ),
             },
         ),
     )

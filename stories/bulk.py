@@ -1,0 +1,776 @@
+"""Bulk create-or-update of stories by key: the engine of `POST …/stories/bulk/` and of
+the story-file importer (stories.importer).
+
+This is a service like those in stories.services (same rules: one transaction, role
+checks, `full_clean()`, an audit row for every write, a status_history row for every
+status a story takes). It exists apart because it must be fast for 10,000 items:
+
+- everything the items refer to (existing stories, their dependencies, statuses, epics,
+  backlogs, dependency targets) is read up front in a few batched queries, and every
+  item is validated in memory, so a bad batch is refused before anything is written and
+  every bad item is reported at once;
+- new stories are written with batched inserts: the stories, their first status_history
+  rows, their `story.created` audit rows (which list the story's dependencies) and
+  their dependency rows. Cycles among the new links are checked in memory (new stories
+  have no dependents outside the batch, so a cycle through them must lie in the batch);
+- changed stories go through stories.services (story_update, dependency_add,
+  dependency_remove) one by one, exactly as single API writes do: cycle checks against
+  the database, status_history for a status move, one audit row per change;
+- unchanged stories are compared in memory and write nothing (no audit rows).
+
+Any failing item fails the whole batch with BulkValidationError (nothing is written);
+`dry_run=True` runs every step and then rolls the transaction back.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils.text import slugify
+
+from audit.services import audit_record_many, audit_row
+from storyhub.errors import ApplicationError, BulkValidationError
+
+from . import services
+from .models import (
+    DEFAULT_STATUS_SLUG,
+    Backlog,
+    Epic,
+    Project,
+    ProjectMember,
+    Status,
+    StatusHistory,
+    Story,
+    StoryDependency,
+    story_key_validator,
+)
+from .permissions import has_project_role, require_project_role
+
+# Fields an item may carry (besides "key"). "depends_on" is the story's complete list of
+# dependencies: links missing from it are removed; leave it out to keep the links as they are.
+ITEM_FIELDS = (
+    "title",
+    "status",
+    "notes",
+    "backlog",
+    "epic",
+    "priority",
+    "estimate",
+    "branch_name",
+    "file_path",
+    "owner",
+    "author",
+    "labels",
+    "created",
+    "last_updated",
+    "body",
+    "metadata",
+    "depends_on",
+)
+_TEXT_LIMITS = {"title": 500, "estimate": 32, "branch_name": 255, "file_path": 1000, "owner": 150, "author": 150}
+_PLAIN_FIELDS = ("title", "priority", "estimate", "branch_name", "file_path", "owner", "author", "labels")
+_PLAIN_FIELDS += ("created", "last_updated", "body", "metadata")
+_CHUNK = 900  # stays under SQLite's 999 bound parameters per query
+
+# Status words seen in story files that are not slugs of the default workflow.
+STATUS_ALIASES = {
+    "todo": "ready",
+    "to_do": "ready",
+    "open": "backlog",
+    "new": "draft",
+    "wip": "in_progress",
+    "doing": "in_progress",
+    "started": "in_progress",
+    "in_review": "review",
+    "ready_for_review": "review",
+    "code_review": "review",
+    "complete": "done",
+    "completed": "done",
+    "closed": "done",
+    "finished": "done",
+    "canceled": "cancelled",
+}
+
+_CATEGORY_HINTS = (
+    ("cancel", "cancelled"),
+    ("done", "completed"),
+    ("complete", "completed"),
+    ("closed", "completed"),
+    ("accepted", "completed"),
+    ("progress", "started"),
+    ("review", "started"),
+    ("active", "started"),
+    ("ready", "unstarted"),
+)
+
+
+def normalize_status_word(word: str) -> str:
+    """'Ready for Review' → 'ready_for_review', '**Done**' → 'done'."""
+    text = re.sub(r"[*_`]+", " ", str(word)).strip().lower()
+    return re.sub(r"[\s\-]+", "_", text)
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass
+class BulkResult:
+    items: list[dict[str, Any]] = field(default_factory=list)
+    dry_run: bool = False
+
+    def count(self, outcome: str) -> int:
+        return sum(1 for item in self.items if item["outcome"] == outcome)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "created": self.count("created"),
+            "updated": self.count("updated"),
+            "unchanged": self.count("unchanged"),
+            "items": self.items,
+        }
+
+
+class _DryRun(Exception):
+    """Raised at the end of a dry run to roll its transaction back."""
+
+
+@dataclass
+class _Dep:
+    ref: str
+    type: str
+    description: str | None  # None: not given, an existing link keeps its description
+    batch_index: int | None = None  # the target is an item of this batch
+    target_id: int | None = None  # the target is an existing story
+
+
+@dataclass
+class _Item:
+    index: int
+    key: str
+    data: dict[str, Any]  # normalized field values given by the item (no status / deps)
+    status: Status | None = None
+    status_slug: str | None = None  # a status to create (project setting)
+    epic_slug: str | None = None
+    epic_name: str = ""
+    epic_given: bool = False
+    deps: list[_Dep] | None = None
+    notes: str = ""
+    existing: Story | None = None
+    outcome: str = "unchanged"
+    story_id: int | None = None
+
+
+class _Errors:
+    def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+        self.failed: set[int] = set()
+
+    def add(self, index: int, key: Any, field_name: str, reason: str) -> None:
+        self.rows.append(
+            {"index": index, "key": key if isinstance(key, str) else None, "field": field_name, "reason": reason}
+        )
+        self.failed.add(index)
+
+    def add_validation(self, index: int, key: Any, exc: ValidationError, default_field: str) -> None:
+        if hasattr(exc, "error_dict"):
+            for name, reasons in exc.message_dict.items():
+                for reason in reasons:
+                    self.add(index, key, default_field if name == "__all__" else name, reason)
+        else:
+            for reason in exc.messages:
+                self.add(index, key, default_field, reason)
+
+
+# --------------------------------------------------------------------------- the service
+
+
+def story_bulk_upsert(
+    *,
+    actor,
+    project: Project,
+    items: Sequence[Mapping[str, Any]],
+    dry_run: bool = False,
+    source: str | None = None,
+    backlog: Backlog | None = None,
+    enforce_workflow: bool = True,
+    progress: Callable[[int, int], None] | None = None,
+) -> BulkResult:
+    """Create or update `items` (dicts with "key" and the ITEM_FIELDS) in `project`, all
+    or nothing. `backlog` puts every story of the batch into that backlog. With
+    `enforce_workflow=False` (imports) a changed status is taken as written, without
+    checking the workflow's allowed transitions. `source` (e.g. "import") is recorded in
+    the audit rows. Raises BulkValidationError listing every bad item."""
+    require_project_role(actor, project, ProjectMember.Role.MEMBER)
+    if source is not None:
+        from audit.context import write_context
+
+        with write_context(source=source):
+            return story_bulk_upsert(
+                actor=actor,
+                project=project,
+                items=items,
+                dry_run=dry_run,
+                backlog=backlog,
+                enforce_workflow=enforce_workflow,
+                progress=progress,
+            )
+    try:
+        with transaction.atomic():
+            result = _Upsert(actor, project, items, backlog, enforce_workflow, progress).run()
+            if dry_run:
+                raise _DryRun
+    except _DryRun:
+        pass
+    result.dry_run = dry_run
+    return result
+
+
+class _Upsert:
+    def __init__(self, actor, project, items, backlog, enforce_workflow, progress):
+        self.actor = actor
+        self.project = project
+        self.raw_items = list(items)
+        self.backlog = backlog
+        self.enforce_workflow = enforce_workflow
+        self.progress = progress
+        self.errors = _Errors()
+        self.items: list[_Item] = []
+
+    # ----------------------------------------------------------------- orchestration
+
+    def run(self) -> BulkResult:
+        if self.backlog is not None and self.backlog.project_id != self.project.pk:
+            raise ValidationError({"backlog": [f"Backlog '{self.backlog.slug}' belongs to another project."]})
+        self._load_workflow()
+        self._parse_items()
+        self._load_existing()
+        self._resolve_dependencies()
+        self._check_batch_cycles()
+        self._classify()
+        self._raise_if_errors()
+        self._create_statuses_and_epics()
+        self._write_new()
+        self._write_changed()
+        self._raise_if_errors()
+        outcomes = {item.index: item for item in self.items}
+        return BulkResult(
+            items=[
+                {"index": i, "key": outcomes[i].key, "outcome": outcomes[i].outcome} for i in range(len(self.raw_items))
+            ]
+        )
+
+    def _raise_if_errors(self) -> None:
+        if self.errors.rows:
+            rows = sorted(self.errors.rows, key=lambda r: r["index"])
+            raise BulkValidationError(rows, total=len(self.raw_items))
+
+    def _tick(self, done: int) -> None:
+        if self.progress is not None:
+            self.progress(done, len(self.raw_items))
+
+    # ----------------------------------------------------------------- reading
+
+    def _load_workflow(self) -> None:
+        self.statuses = {s.slug: s for s in Status.objects.filter(project=self.project)}
+        self.status_by_name = {normalize_status_word(s.name): s for s in self.statuses.values()}
+        self.epics = {e.slug: e for e in Epic.objects.filter(project=self.project)}
+        self.backlogs: dict[str, Backlog] | None = None  # read only when an item names one
+        self.create_missing_statuses = bool(self.project.settings.get("create_missing_statuses"))
+        self.new_statuses: dict[str, str] = {}  # slug → name, created before the writes
+
+    def _backlog(self, slug: str) -> Backlog | None:
+        if self.backlogs is None:
+            self.backlogs = {b.slug: b for b in Backlog.objects.filter(project=self.project)}
+        return self.backlogs.get(slug)
+
+    def _status(self, word: Any) -> tuple[Status | None, str | None, str | None]:
+        """(status, slug to create, error) for a status as written."""
+        if isinstance(word, Status):
+            return word, None, None
+        if not isinstance(word, str) or not word.strip():
+            return None, None, "Give the status as text (a slug of the project's workflow)."
+        if word in self.statuses:
+            return self.statuses[word], None, None
+        norm = normalize_status_word(word)
+        found = (
+            self.statuses.get(norm) or self.status_by_name.get(norm) or self.statuses.get(STATUS_ALIASES.get(norm, ""))
+        )
+        if found is not None:
+            return found, None, None
+        slug = slugify(norm).replace("-", "_")[:50]
+        if self.create_missing_statuses and slug:
+            self.new_statuses.setdefault(slug, str(word).strip()[:100])
+            return None, slug, None
+        allowed = ", ".join(self.statuses)
+        return None, None, f"Unknown status '{word}'; this project's workflow has: {allowed}."
+
+    def _parse_items(self) -> None:
+        seen: dict[str, list[int]] = defaultdict(list)
+        for index, raw in enumerate(self.raw_items):
+            item = self._parse_item(index, raw)
+            if item is not None:
+                self.items.append(item)
+                seen[item.key].append(index)
+        for key, indexes in seen.items():
+            if len(indexes) > 1:
+                where = ", ".join(str(i) for i in indexes)
+                for index in indexes:
+                    self.errors.add(index, key, "key", f"Duplicate key '{key}' in this batch (items {where}).")
+        self.by_key = {item.key: item for item in self.items if len(seen[item.key]) == 1}
+
+    def _parse_item(self, index: int, raw: Any) -> _Item | None:
+        errors = self.errors
+        if not isinstance(raw, Mapping):
+            errors.add(index, None, "non_field_errors", "Give an object with a key and the story's fields.")
+            return None
+        key = raw.get("key")
+        unknown = sorted(set(raw) - {"key", *ITEM_FIELDS})
+        for name in unknown:
+            errors.add(index, key, str(name), "Unknown field.")
+        if not isinstance(key, str) or not key.strip():
+            errors.add(index, key, "key", "Give the story's key (e.g. INF-013).")
+            return None
+        if len(key) > 64 or ":" in key or not story_key_validator.regex.match(key):
+            errors.add(index, key, "key", f"'{key[:80]}' is not a valid key: {story_key_validator.message}")
+            return None
+        before = len(errors.rows)
+        data: dict[str, Any] = {}
+        for name in _PLAIN_FIELDS:
+            if name in raw:
+                try:
+                    data[name] = self._clean_value(name, raw[name])
+                except ValidationError as exc:
+                    errors.add_validation(index, key, exc, name)
+        item = _Item(index=index, key=key, data=data)
+        if "notes" in raw:
+            item.notes = raw["notes"] if isinstance(raw["notes"], str) else str(raw["notes"])
+        if raw.get("status") is not None:
+            item.status, item.status_slug, problem = self._status(raw["status"])
+            if problem:
+                errors.add(index, key, "status", problem)
+        if "backlog" in raw:
+            value = raw["backlog"]
+            if value in (None, ""):
+                data["backlog"] = None
+            elif isinstance(value, Backlog) or (isinstance(value, str) and self._backlog(value) is not None):
+                data["backlog"] = value if isinstance(value, Backlog) else self._backlog(value)
+            else:
+                errors.add(index, key, "backlog", f"No backlog '{value}' in project '{self.project.slug}'.")
+        if "epic" in raw:
+            item.epic_given = True
+            value = raw["epic"]
+            if value not in (None, ""):
+                text = str(value).strip()
+                slug = text if text in self.epics else slugify(text)[:100]
+                if not slug:
+                    errors.add(index, key, "epic", f"'{text}' cannot be used as an epic name.")
+                item.epic_slug, item.epic_name = slug, text[:200]
+        if "depends_on" in raw:
+            item.deps = self._parse_deps(index, key, raw["depends_on"])
+        return item if len(errors.rows) == before else _Item(index=index, key=key, data={})
+
+    def _clean_value(self, name: str, value: Any) -> Any:
+        if name == "priority":
+            return services._resolve_priority(value)
+        if name in _TEXT_LIMITS or name == "body":
+            if value is None:
+                if name == "title":
+                    raise ValidationError("Give a title.")
+                return ""
+            if isinstance(value, bool | list | dict):
+                raise ValidationError("Give text.")
+            text = value if isinstance(value, str) else str(value)
+            if name == "title" and not text.strip():
+                raise ValidationError("Give a title.")
+            limit = _TEXT_LIMITS.get(name)
+            if limit and len(text) > limit:
+                raise ValidationError(f"At most {limit} characters (this has {len(text)}).")
+            if "\x00" in text:
+                raise ValidationError("NUL characters are not allowed.")
+            return text
+        if name == "labels":
+            if value is None:
+                return []
+            if isinstance(value, str):
+                value = [value]
+            if not isinstance(value, list | tuple) or not all(isinstance(x, str) for x in value):
+                raise ValidationError("Give a list of strings.")
+            return list(value)
+        if name in ("created", "last_updated"):
+            if value is None or value == "":
+                return None
+            if isinstance(value, dt.datetime):
+                return value.date()
+            if isinstance(value, dt.date):
+                return value
+            try:
+                return dt.date.fromisoformat(str(value))
+            except ValueError:
+                raise ValidationError(f"'{value}' is not a date (use YYYY-MM-DD).") from None
+        if name == "metadata":
+            if value is None:
+                return {}
+            if not isinstance(value, dict):
+                raise ValidationError("Give an object (a mapping of keys to values).")
+            return value
+        raise AssertionError(name)
+
+    def _parse_deps(self, index: int, key: str, value: Any) -> list[_Dep]:
+        if value is None:
+            return []
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list | tuple):
+            self.errors.add(index, key, "depends_on", 'Give a list of keys ("KEY" or "other-project:KEY").')
+            return []
+        deps: dict[str, _Dep] = {}
+        for entry in value:
+            kind, description = StoryDependency.Type.BLOCKS.value, None
+            if isinstance(entry, Mapping):
+                ref = entry.get("depends_on", entry.get("key"))
+                kind = entry.get("type", kind)
+                description = entry.get("description")
+            else:
+                ref = entry
+            if isinstance(ref, int | float) and not isinstance(ref, bool):
+                ref = str(ref)
+            if not isinstance(ref, str) or not ref.strip():
+                self.errors.add(index, key, "depends_on", f"'{ref}' is not a story key.")
+                continue
+            ref = ref.strip()
+            if kind not in StoryDependency.Type.values:
+                self.errors.add(index, key, "depends_on", f"Unknown dependency type '{kind}' for {ref}.")
+                continue
+            if ref == key or ref == f"{self.project.slug}:{key}":
+                self.errors.add(index, key, "depends_on", "A story cannot depend on itself.")
+                continue
+            if ref.startswith(f"{self.project.slug}:"):
+                ref = ref.split(":", 1)[1]
+            text = None if description is None else str(description)
+            deps.setdefault(ref, _Dep(ref=ref, type=kind, description=text))
+        return list(deps.values())
+
+    def _load_existing(self) -> None:
+        keys = set(self.by_key)
+        for item in self.items:
+            for dep in item.deps or ():
+                if ":" not in dep.ref:
+                    keys.add(dep.ref)
+        self.existing: dict[str, Story] = {}
+        keys_list = sorted(keys)
+        for start in range(0, len(keys_list), _CHUNK):
+            for story in Story.objects.filter(project=self.project, key__in=keys_list[start : start + _CHUNK]):
+                story.project = self.project  # services read story.project.slug
+                self.existing[story.key] = story
+        # Links of the stories this batch updates, for the comparison and the diff.
+        self.existing_deps: dict[int, dict[int, tuple[str, str]]] = defaultdict(dict)
+        ids = [self.existing[item.key].pk for item in self.items if item.deps is not None and item.key in self.existing]
+        for start in range(0, len(ids), _CHUNK):
+            rows = StoryDependency.objects.filter(story_id__in=ids[start : start + _CHUNK]).values_list(
+                "story_id", "depends_on_id", "type", "description"
+            )
+            for story_id, target_id, kind, description in rows:
+                self.existing_deps[story_id][target_id] = (kind, description)
+
+    def _resolve_dependencies(self) -> None:
+        foreign: dict[str, set[str]] = defaultdict(set)
+        for item in self.items:
+            for dep in item.deps or ():
+                if ":" in dep.ref:
+                    slug, key = dep.ref.split(":", 1)
+                    foreign[slug].add(key)
+        found: dict[str, int] = {}
+        self.labels: dict[int, str] = {}
+        if foreign:
+            projects = {p.slug: p for p in Project.objects.filter(slug__in=list(foreign))}
+            for slug, keys in foreign.items():
+                other = projects.get(slug)
+                if other is None or (
+                    self.actor is not None and not has_project_role(self.actor, other, ProjectMember.Role.VIEWER)
+                ):
+                    continue  # answered exactly like a story that does not exist
+                keys_list = sorted(keys)
+                for start in range(0, len(keys_list), _CHUNK):
+                    for pk, key in Story.objects.filter(
+                        project=other, key__in=keys_list[start : start + _CHUNK]
+                    ).values_list("pk", "key"):
+                        found[f"{slug}:{key}"] = pk
+                        self.labels[pk] = f"{slug}:{key}"
+        for story in self.existing.values():
+            self.labels[story.pk] = story.key
+        for item in self.items:
+            for dep in item.deps or ():
+                if dep.ref in self.by_key and self.by_key[dep.ref].key not in self.existing:
+                    dep.batch_index = self.by_key[dep.ref].index
+                elif dep.ref in self.existing:
+                    dep.target_id = self.existing[dep.ref].pk
+                elif dep.ref in found:
+                    dep.target_id = found[dep.ref]
+                elif dep.ref not in self.by_key:
+                    self.errors.add(
+                        item.index,
+                        item.key,
+                        "depends_on",
+                        f"Unknown dependency '{dep.ref}': no such story in this batch or in the project"
+                        + (" (or you cannot see it)." if ":" in dep.ref else "."),
+                    )
+
+    def _check_batch_cycles(self) -> None:
+        """Cycles among the batch's own `blocks` links, found before anything is written.
+        Cycles through links outside the batch are caught by dependency_add."""
+        graph: dict[str, list[str]] = {}
+        for item in self.items:
+            if item.deps is None or item.key not in self.by_key:
+                continue
+            graph[item.key] = [d.ref for d in item.deps if d.type == "blocks" and d.ref in self.by_key]
+        state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+        reported: set[str] = set()
+        for root in graph:
+            if root in state:
+                continue
+            stack: list[tuple[str, int]] = [(root, 0)]
+            path: list[str] = []
+            while stack:
+                node, pos = stack.pop()
+                if pos == 0:
+                    state[node] = 1
+                    path.append(node)
+                targets = graph.get(node, [])
+                if pos < len(targets):
+                    stack.append((node, pos + 1))
+                    nxt = targets[pos]
+                    if state.get(nxt) == 1:
+                        cycle = [*path[path.index(nxt) :], nxt]
+                        text = " → ".join(cycle)
+                        for key in cycle[:-1]:
+                            if key not in reported:
+                                reported.add(key)
+                                self.errors.add(self.by_key[key].index, key, "depends_on", f"Dependency cycle: {text}.")
+                    elif nxt not in state:
+                        stack.append((nxt, 0))
+                else:
+                    state[node] = 2
+                    path.pop()
+
+    def _classify(self) -> None:
+        for item in self.items:
+            if item.index in self.errors.failed:
+                continue
+            story = self.existing.get(item.key)
+            if story is None:
+                if "title" not in item.data:
+                    self.errors.add(item.index, item.key, "title", "A new story needs a title.")
+                item.outcome = "created"
+                continue
+            item.existing = story
+            item.story_id = story.pk
+            item.outcome = "updated" if self._differs(item, story) else "unchanged"
+
+    def _differs(self, item: _Item, story: Story) -> bool:
+        for name, value in item.data.items():
+            current = getattr(story, name)
+            if name == "backlog":
+                if (value.pk if value else None) != story.backlog_id:
+                    return True
+            elif current != value:
+                return True
+        if self.backlog is not None and story.backlog_id != self.backlog.pk:
+            return True
+        if item.status_slug is not None or (item.status is not None and item.status.pk != story.status_id):
+            return True
+        if item.epic_given:
+            epic = self.epics.get(item.epic_slug) if item.epic_slug else None
+            if item.epic_slug and epic is None:
+                return True
+            if (epic.pk if epic else None) != story.epic_id:
+                return True
+        if item.deps is not None:
+            current_deps = self.existing_deps.get(story.pk, {})
+            if len(current_deps) != len(item.deps):
+                return True
+            for dep in item.deps:
+                if dep.target_id is None or not _same_link(current_deps.get(dep.target_id), dep):
+                    return True
+        return False
+
+    # ----------------------------------------------------------------- writing
+
+    def _create_statuses_and_epics(self) -> None:
+        for slug, name in self.new_statuses.items():
+            category = next((cat for hint, cat in _CATEGORY_HINTS if hint in slug), "backlog")
+            order = max((s.order for s in self.statuses.values()), default=0) + 10
+            self.statuses[slug] = services.status_create(
+                actor=self.actor, project=self.project, slug=slug, name=name, category=category, order=order
+            )
+        for item in self.items:
+            if item.status_slug:
+                item.status = self.statuses[item.status_slug]
+            if item.epic_slug and item.epic_slug not in self.epics and item.outcome != "unchanged":
+                try:
+                    self.epics[item.epic_slug] = services.epic_create(
+                        actor=self.actor, project=self.project, slug=item.epic_slug, name=item.epic_name
+                    )
+                except ValidationError as exc:
+                    self.errors.add_validation(item.index, item.key, exc, "epic")
+        self._raise_if_errors()
+
+    def _write_new(self) -> None:
+        new = [item for item in self.items if item.outcome == "created"]
+        if not new:
+            return
+        default_slug = self.project.settings.get("default_status", DEFAULT_STATUS_SLUG)
+        stories: list[Story] = []
+        for item in new:
+            status = item.status or self.statuses.get(default_slug)
+            if status is None:
+                self.errors.add(item.index, item.key, "status", f"Unknown default status '{default_slug}'.")
+                continue
+            fields = dict(item.data)
+            if self.backlog is not None:
+                fields["backlog"] = self.backlog
+            story = Story(project=self.project, key=item.key, status=status, **fields)
+            if item.epic_slug:
+                story.epic = self.epics[item.epic_slug]
+            story.points_min, story.points_max = services.parse_estimate(story.estimate)
+            try:
+                # Uniqueness was checked above against the batch and the project.
+                story.full_clean(
+                    exclude=["project", "status", "backlog", "epic"], validate_unique=False, validate_constraints=False
+                )
+            except ValidationError as exc:
+                self.errors.add_validation(item.index, item.key, exc, "non_field_errors")
+            stories.append(story)
+        self._raise_if_errors()
+        Story.objects.bulk_create(stories, batch_size=500)
+        if stories[0].pk is None:  # a backend that does not return ids from bulk inserts
+            ids = dict(
+                Story.objects.filter(project=self.project, key__in=[s.key for s in stories]).values_list("key", "pk")
+            )
+            for story in stories:
+                story.pk = story.id = ids[story.key]
+        by_index = {}
+        for item, story in zip(new, stories, strict=True):
+            item.story_id = story.pk
+            by_index[item.index] = story
+            self.labels[story.pk] = story.key
+        changed_by = self.actor if getattr(self.actor, "is_authenticated", False) else None
+        StatusHistory.objects.bulk_create(
+            [
+                StatusHistory(
+                    story=story,
+                    old_status=None,
+                    new_status=story.status,
+                    changed_by=changed_by,
+                    notes=item.notes or "created",
+                )
+                for item, story in zip(new, stories, strict=True)
+            ],
+            batch_size=1000,
+        )
+        links: list[StoryDependency] = []
+        audit_rows = []
+        for item, story in zip(new, stories, strict=True):
+            refs = []
+            for dep in item.deps or ():
+                target = dep.target_id if dep.target_id is not None else by_index[dep.batch_index].pk
+                links.append(
+                    StoryDependency(story=story, depends_on_id=target, type=dep.type, description=dep.description or "")
+                )
+                refs.append(dep.ref if dep.type == "blocks" else f"{dep.ref} ({dep.type})")
+            changes = {"key": (None, story.key), "title": (None, story.title), "status": (None, story.status.slug)}
+            if refs:
+                changes["dependencies"] = (None, refs)
+            audit_rows.append(
+                audit_row(
+                    actor=self.actor,
+                    action="story.created",
+                    target=story,
+                    changes=changes,
+                    extra={"project": self.project.slug, "key": story.key, "bulk": True},
+                )
+            )
+        if any(link.type == "blocks" for link in links):
+            services._lock_blocks_graph()
+        StoryDependency.objects.bulk_create(links, batch_size=1000)
+        audit_record_many(audit_rows)
+        self._tick(len(new))
+
+    def _write_changed(self) -> None:
+        changed = [item for item in self.items if item.outcome == "updated"]
+        done = len(self.items) - len(changed)
+        additions: list[tuple[_Item, Story, _Dep]] = []
+        stories: dict[int, Story] = {}
+        for item in changed:
+            story = item.existing
+            data = dict(item.data)
+            if self.backlog is not None:
+                data["backlog"] = self.backlog
+            if item.epic_given:
+                data["epic"] = self.epics[item.epic_slug] if item.epic_slug else None
+            if item.status is not None:
+                data["status"] = item.status
+            try:
+                story = services.story_update(
+                    actor=self.actor, story=story, data=data, notes=item.notes, enforce_workflow=self.enforce_workflow
+                )
+            except ValidationError as exc:
+                self.errors.add_validation(item.index, item.key, exc, "non_field_errors")
+                continue
+            except ApplicationError as exc:
+                self._add_application_error(item, exc, "status")
+                continue
+            stories[item.index] = story
+            if item.deps is None:
+                continue
+            current = self.existing_deps.get(story.pk, {})
+            wanted = {}
+            for dep in item.deps:
+                target = dep.target_id if dep.target_id is not None else self.by_key[dep.ref].story_id
+                wanted[target] = dep
+            # Removals first, so a link that moves does not look like a cycle.
+            stale = [t for t, link in current.items() if t not in wanted or not _same_link(link, wanted[t])]
+            if stale:
+                for link in StoryDependency.objects.filter(story_id=story.pk, depends_on_id__in=stale).select_related(
+                    "story__project", "depends_on__project"
+                ):
+                    services.dependency_remove(actor=self.actor, dependency=link)
+            for target, dep in wanted.items():
+                if target in stale or target not in current:
+                    additions.append((item, story, dep))
+        targets = {dep.target_id or self.by_key[dep.ref].story_id for _, _, dep in additions}
+        target_objects = Story.objects.select_related("project").in_bulk(list(targets)) if targets else {}
+        for item, story, dep in additions:
+            target = target_objects[dep.target_id or self.by_key[dep.ref].story_id]
+            try:
+                services.dependency_add(
+                    actor=self.actor, story=story, depends_on=target, type=dep.type, description=dep.description or ""
+                )
+            except ValidationError as exc:
+                self.errors.add_validation(item.index, item.key, exc, "depends_on")
+            except ApplicationError as exc:
+                self._add_application_error(item, exc, "depends_on")
+        self._tick(done + len(changed))
+
+    def _add_application_error(self, item: _Item, exc: ApplicationError, default_field: str) -> None:
+        if exc.details:
+            for name, reasons in exc.details.items():
+                for reason in reasons if isinstance(reasons, list) else [reasons]:
+                    self.errors.add(
+                        item.index, item.key, name, f"{exc.message} ({reason})" if reason != exc.message else reason
+                    )
+        else:
+            self.errors.add(item.index, item.key, default_field, exc.message)
+
+
+def _same_link(current: tuple[str, str] | None, dep: _Dep) -> bool:
+    if current is None:
+        return False
+    kind, description = current
+    return kind == dep.type and (dep.description is None or dep.description == description)

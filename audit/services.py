@@ -7,7 +7,10 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from django.db import connection, models
+from django.core.exceptions import ValidationError
+from django.db import connection, models, transaction
+from django.db.models import Count, Max, Min
+from django.utils import timezone
 
 from .context import current
 from .models import AuditLog
@@ -97,3 +100,47 @@ def audit_row(
         user_repr=user.get_username() if user else "",
         details=details,
     )
+
+
+def audit_purge(*, actor, before: datetime, dry_run: bool = False) -> dict[str, Any]:
+    """Retention: delete the audit rows older than `before` and record that in a new
+    audit row ("audit.purged") in the same transaction. This is the one deletion the
+    append-only trigger on PostgreSQL lets through (audit migration 0002): it honours the
+    transaction-local `storyhub.audit_purge` flag set here. With `dry_run` nothing
+    changes. Returns {"before", "matched", "deleted", "oldest", "newest", "audit_id"}."""
+    if before > timezone.now():
+        raise ValidationError({"before": ["Give a moment in the past; the purge keeps every newer row."]})
+    with transaction.atomic():
+        found = AuditLog.objects.filter(timestamp__lt=before).aggregate(
+            matched=Count("id"), oldest=Min("timestamp"), newest=Max("timestamp")
+        )
+        result: dict[str, Any] = {"before": before, "deleted": 0, "audit_id": None, **found}
+        if dry_run or not found["matched"]:
+            return result
+        table = connection.ops.quote_name(AuditLog._meta.db_table)
+        column = connection.ops.quote_name("timestamp")
+        with connection.cursor() as cursor:
+            if connection.vendor == "postgresql":
+                cursor.execute("SELECT set_config('storyhub.audit_purge', 'on', true)")
+            # The ORM refuses deletes on AuditLog on purpose; this is the sanctioned path.
+            cursor.execute(
+                f"DELETE FROM {table} WHERE {column} < %s",  # noqa: S608 (quoted identifiers)
+                [connection.ops.adapt_datetimefield_value(before)],
+            )
+            result["deleted"] = cursor.rowcount
+            if connection.vendor == "postgresql":
+                # The guard is back on for the rest of the transaction.
+                cursor.execute("SELECT set_config('storyhub.audit_purge', 'off', true)")
+        row = audit_record(
+            actor=actor,
+            action="audit.purged",
+            entity_type="audit_log",
+            extra={
+                "before": before,
+                "deleted": result["deleted"],
+                "oldest": found["oldest"],
+                "newest": found["newest"],
+            },
+        )
+        result["audit_id"] = row.pk
+    return result

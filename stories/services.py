@@ -150,6 +150,19 @@ def _record_status_change(*, actor, story: Story, old: Status | None, new: Statu
     return StatusHistory.objects.create(story=story, old_status=old, new_status=new, changed_by=changed_by, notes=notes)
 
 
+def mark_status_history_written(story: Story | None, new: Status | None = None) -> None:
+    """Tell the database's status_history trigger (stories migration 0003) that the
+    coming status UPDATE of `story` is recorded already, so it writes no second row.
+    PostgreSQL only: the marker is transaction-local and covers that one change. With
+    `story=None` it covers every status change of the transaction (bulk writers that
+    record history themselves). SQLite's trigger recognises the service's row itself."""
+    if connection.vendor != "postgresql":
+        return
+    value = "*" if story is None else f"{story.pk}:{(new or story.status).pk}"
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT set_config('storyhub.history_written', %s, true)", [value])
+
+
 # --------------------------------------------------------------------------- projects
 
 
@@ -536,6 +549,7 @@ def _apply_status(*, actor, story: Story, target: Status, notes: str, enforce_wo
         raise InvalidTransitionError(old.slug, target.slug, list(old.allowed_transitions))
     story.status = target
     _record_status_change(actor=actor, story=story, old=old, new=target, notes=notes)
+    mark_status_history_written(story, target)
     return old
 
 

@@ -1,0 +1,914 @@
+"""The admin for StoryHub's domain. Every save, delete and action calls a service in
+stories.services, so the admin validates, audits and records history like the API.
+See storyhub/admin_base.py for how refusals reach the form and how roles scope staff."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count
+from django.http import Http404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from storyhub.admin_base import (
+    SERVICE_ERRORS,
+    ProjectScopedMixin,
+    ReadOnlyAdminMixin,
+    ServiceAdminMixin,
+    ServiceInlineMixin,
+    changed_values,
+    error_text,
+    has_role,
+    project_ids_with_role,
+)
+
+from . import services
+from .admin_graph import project_graph
+from .models import (
+    Backlog,
+    Epic,
+    Project,
+    ProjectDependency,
+    ProjectMember,
+    Status,
+    StatusHistory,
+    Story,
+    StoryDependency,
+)
+
+Role = ProjectMember.Role
+
+
+# --------------------------------------------------------------------------- form pieces
+
+
+class LabelsField(forms.CharField):
+    """Labels typed as "database, sqlite, schema" and stored as a list."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("help_text", "Comma-separated, e.g. database, sqlite, schema.")
+        super().__init__(**kwargs)
+
+    def prepare_value(self, value):
+        if isinstance(value, list | tuple):
+            return ", ".join(value)
+        return value
+
+    def to_python(self, value):
+        if isinstance(value, list | tuple):
+            return list(value)
+        text = super().to_python(value)
+        return [part.strip() for part in text.split(",") if part.strip()]
+
+
+class ProjectLabelledChoiceField(forms.ModelChoiceField):
+    """Statuses, backlogs and epics of several projects look alike; say whose they are."""
+
+    def label_from_instance(self, obj):
+        return f"{obj.project.slug} · {obj}"
+
+
+class StoryRefChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj):
+        return f"{obj.project.slug}:{obj.key} — {obj.title}"
+
+
+def _limit_to_projects(request, kwargs, db_field, role, related=("project",)):
+    """Offer only rows of projects where the user has `role` (all for superusers)."""
+    qs = db_field.related_model._default_manager.select_related(*related)
+    if not request.user.is_superuser:
+        lookup = "pk__in" if db_field.related_model is Project else "project__in"
+        qs = qs.filter(**{lookup: project_ids_with_role(request, role)})
+    kwargs["queryset"] = qs
+
+
+# --------------------------------------------------------------------------- project and its inlines
+
+
+class ProjectInlineMixin(ServiceInlineMixin):
+    view_role = Role.VIEWER
+    add_role = change_role = delete_role = Role.ADMIN
+    creator_owns_parent = True
+
+    def parent_project_id(self, parent):
+        return None if parent is None else parent.pk
+
+
+class MemberInline(ProjectInlineMixin, admin.TabularInline):
+    model = ProjectMember
+    fields = ("user", "role")
+    autocomplete_fields = ("user",)
+    extra = 0
+    verbose_name = "member"
+    verbose_name_plural = "members"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("user")
+
+    def service_create(self, request, parent, form):
+        return services.project_member_set(
+            actor=request.user, project=parent, user=form.cleaned_data["user"], role=form.cleaned_data["role"]
+        )
+
+    def service_update(self, request, parent, original, form):
+        if original.user_id != form.cleaned_data["user"].pk:
+            services.project_member_remove(actor=request.user, member=original)
+        return services.project_member_set(
+            actor=request.user, project=parent, user=form.cleaned_data["user"], role=form.cleaned_data["role"]
+        )
+
+    def service_delete(self, request, parent, original):
+        services.project_member_remove(actor=request.user, member=original)
+
+
+class StatusInline(ProjectInlineMixin, admin.TabularInline):
+    model = Status
+    fields = ("slug", "name", "category", "order", "allowed_transitions")
+    extra = 0
+    verbose_name_plural = "workflow statuses"
+
+    def service_create(self, request, parent, form):
+        data = dict(form.cleaned_data)
+        return services.status_create(
+            actor=request.user,
+            project=parent,
+            slug=data["slug"],
+            name=data["name"],
+            category=data["category"],
+            order=data.get("order") or 0,
+            allowed_transitions=data.get("allowed_transitions") or [],
+        )
+
+    def service_update(self, request, parent, original, form):
+        return services.status_update(
+            actor=request.user, status=original, data=changed_values(form, services.STATUS_FIELDS)
+        )
+
+    def service_delete(self, request, parent, original):
+        services.status_delete(actor=request.user, status=original)
+
+
+class BacklogInline(ProjectInlineMixin, admin.TabularInline):
+    model = Backlog
+    fields = ("slug", "name", "type", "status", "owner")
+    autocomplete_fields = ("owner",)
+    extra = 0
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("owner", "project")
+
+    def service_create(self, request, parent, form):
+        data = {k: v for k, v in form.cleaned_data.items() if k in services.BACKLOG_FIELDS}
+        return services.backlog_create(actor=request.user, project=parent, **data)
+
+    def service_update(self, request, parent, original, form):
+        return services.backlog_update(
+            actor=request.user, backlog=original, data=changed_values(form, services.BACKLOG_FIELDS)
+        )
+
+    def service_delete(self, request, parent, original):
+        services.backlog_delete(actor=request.user, backlog=original)
+
+
+@admin.register(Project)
+class ProjectAdmin(ServiceAdminMixin, ProjectScopedMixin, admin.ModelAdmin):
+    project_path = ""
+    change_role = Role.ADMIN
+    delete_role = Role.OWNER
+    list_display = ("slug", "name", "status", "owner", "story_count", "member_count", "updated_at", "graph_link")
+    list_filter = ("status",)
+    search_fields = ("slug", "name", "description")
+    ordering = ("slug",)
+    list_select_related = ("owner",)
+    autocomplete_fields = ("owner",)
+    inlines = (MemberInline, StatusInline, BacklogInline)
+    fields = (
+        "slug",
+        "name",
+        "description",
+        "status",
+        "owner",
+        "repository_url",
+        "submodule_path",
+        "metadata",
+        "settings",
+        "created_at",
+        "updated_at",
+    )
+    change_form_template = "admin/stories/project/change_form.html"
+
+    def get_queryset(self, request):
+        qs = (
+            super()
+            .get_queryset(request)
+            .annotate(_stories=Count("stories", distinct=True), _members=Count("members", distinct=True))
+        )
+        return self.scope_queryset(request, qs)
+
+    def get_readonly_fields(self, request, obj=None):
+        return ("slug", "created_at", "updated_at") if obj else ("created_at", "updated_at")
+
+    def has_add_permission(self, request, *args):
+        # Anyone on the staff may start a project; they become its owner.
+        return request.user.is_active and request.user.is_staff
+
+    @admin.display(description="stories", ordering="_stories")
+    def story_count(self, obj):
+        return obj._stories
+
+    @admin.display(description="members", ordering="_members")
+    def member_count(self, obj):
+        return obj._members
+
+    @admin.display(description="graph")
+    def graph_link(self, obj):
+        return format_html('<a href="{}">graph</a>', reverse("admin:stories_project_graph", args=[obj.pk]))
+
+    def service_create(self, request, form):
+        data = {k: v for k, v in form.cleaned_data.items() if k in services.PROJECT_FIELDS}
+        return services.project_create(actor=request.user, **data)
+
+    def service_update(self, request, original, form):
+        return services.project_update(
+            actor=request.user, project=original, data=changed_values(form, set(services.PROJECT_FIELDS) - {"slug"})
+        )
+
+    def service_delete(self, request, obj):
+        services.project_delete(actor=request.user, project=obj)
+
+    # --- the dependency graph page
+    def get_urls(self):
+        extra = [
+            path(
+                "<path:object_id>/graph/",
+                self.admin_site.admin_view(self.graph_view),
+                name="stories_project_graph",
+            )
+        ]
+        return extra + super().get_urls()
+
+    def graph_view(self, request, object_id):
+        project = self.get_object(request, object_id)
+        if project is None:
+            raise Http404("No such project.")
+        if not self.has_view_permission(request, project):
+            raise PermissionDenied
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "original": project,
+            "title": f"Dependency graph of {project.name}",
+            "graph": project_graph(project),
+            "has_view_permission": True,
+        }
+        return TemplateResponse(request, "admin/stories/project/graph.html", context)
+
+
+# --------------------------------------------------------------------------- story and its inlines
+
+
+class StoryAdminForm(forms.ModelForm):
+    labels = LabelsField(required=False)
+    status_notes = forms.CharField(
+        label="Notes for the status change",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2, "cols": 60}),
+        help_text="Kept in the status history when the status changes.",
+    )
+
+    # The markdown body is kept exactly as written: no stripping, and a browser's CRLF
+    # line breaks become the LF the files use (else every save would change the body).
+    body = forms.CharField(required=False, strip=False, widget=forms.Textarea(attrs={"rows": 20, "cols": 100}))
+
+    class Meta:
+        model = Story
+        # The admin narrows this to its fieldsets (get_form passes `fields`).
+        fields = (
+            "project",
+            "key",
+            "title",
+            "status",
+            "priority",
+            "version",
+            "backlog",
+            "epic",
+            "estimate",
+            "owner",
+            "author",
+            "labels",
+            "branch_name",
+            "file_path",
+            "created",
+            "last_updated",
+            "body",
+            "metadata",
+        )
+        widgets = {"version": forms.HiddenInput}
+
+    def clean_body(self):
+        return self.cleaned_data["body"].replace("\r\n", "\n")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            for name in ("status", "backlog", "epic"):
+                if name in self.fields:
+                    field = self.fields[name]
+                    field.queryset = field.queryset.filter(project_id=self.instance.project_id)
+                    field.label_from_instance = str
+        elif "status" in self.fields:
+            self.fields["status"].required = False
+            self.fields["status"].help_text = "Leave empty for the project's default status."
+
+
+class DependencyInlineMixin(ServiceInlineMixin):
+    view_role = Role.VIEWER
+    add_role = change_role = delete_role = Role.MEMBER
+    model = StoryDependency
+    extra = 0
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name in ("story", "depends_on"):
+            kwargs["form_class"] = StoryRefChoiceField
+            kwargs["queryset"] = Story.objects.select_related("project")
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def _link(self, parent, form):
+        """(story, depends_on) of the link a row describes."""
+        raise NotImplementedError
+
+    def service_create(self, request, parent, form):
+        story, depends_on = self._link(parent, form)
+        return services.dependency_add(
+            actor=request.user,
+            story=story,
+            depends_on=depends_on,
+            type=form.cleaned_data["type"],
+            description=form.cleaned_data.get("description", ""),
+        )
+
+    def service_update(self, request, parent, original, form):
+        # There is no "edit a link" service: the change is a removal and a new link.
+        services.dependency_remove(actor=request.user, dependency=original)
+        return self.service_create(request, parent, form)
+
+    def service_delete(self, request, parent, original):
+        services.dependency_remove(actor=request.user, dependency=original)
+
+
+class DependsOnInline(DependencyInlineMixin, admin.TabularInline):
+    fk_name = "story"
+    fields = ("depends_on", "type", "description")
+    autocomplete_fields = ("depends_on",)
+    verbose_name = "dependency"
+    verbose_name_plural = "depends on (must finish first)"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("depends_on__project", "story__project")
+
+    def _link(self, parent, form):
+        return parent, form.cleaned_data["depends_on"]
+
+
+class DependentsInline(DependencyInlineMixin, admin.TabularInline):
+    fk_name = "depends_on"
+    fields = ("story", "type", "description")
+    autocomplete_fields = ("story",)
+    verbose_name = "dependent story"
+    verbose_name_plural = "depended on by (waiting for this story)"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("story__project", "depends_on__project")
+
+    def _link(self, parent, form):
+        return form.cleaned_data["story"], parent
+
+
+class StatusHistoryInline(admin.TabularInline):
+    model = StatusHistory
+    fields = ("changed_at", "old_status", "new_status", "changed_by", "notes")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    verbose_name_plural = "status history"
+    ordering = ("-changed_at", "-id")
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("old_status", "new_status", "changed_by")
+
+    def has_view_permission(self, request, obj=None):
+        return has_role(request, None if obj is None else obj.project_id, Role.VIEWER)
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class TransitionForm(forms.Form):
+    status = forms.ChoiceField(label="New status")
+    notes = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3, "cols": 60}))
+
+    def __init__(self, *args, choices, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["status"].choices = choices
+
+
+class MoveForm(forms.Form):
+    backlog = forms.ChoiceField(label="Backlog", required=False)
+
+    def __init__(self, *args, choices, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["backlog"].choices = [("", "— no backlog —"), *choices]
+
+
+def _exporter():
+    """stories.exporter when it is installed (it is an optional part of StoryHub)."""
+    if importlib.util.find_spec("stories.exporter") is None:
+        return None
+    return importlib.import_module("stories.exporter")
+
+
+@admin.register(Story)
+class StoryAdmin(ServiceAdminMixin, ProjectScopedMixin, admin.ModelAdmin):
+    form = StoryAdminForm
+    list_display = (
+        "key",
+        "title",
+        "project_slug",
+        "status_name",
+        "priority_name",
+        "backlog_slug",
+        "epic_slug",
+        "owner",
+        "version",
+        "updated_at",
+    )
+    list_display_links = ("key", "title")
+    list_filter = (
+        ("project", admin.RelatedOnlyFieldListFilter),
+        "status__category",
+        "status__slug",
+        "priority",
+    )
+    search_fields = ("key", "title", "project__slug", "owner", "branch_name")
+    ordering = ("project__slug", "key")
+    list_select_related = ("project", "status", "backlog", "epic")
+    list_per_page = 100
+    autocomplete_fields = ("project",)
+    inlines = (DependsOnInline, DependentsInline, StatusHistoryInline)
+    actions = ("transition_selected", "move_to_backlog", "export_markdown_zip")
+
+    # --- list
+    def get_queryset(self, request):
+        return self.scope_queryset(request, super().get_queryset(request))
+
+    @admin.display(description="project", ordering="project__slug")
+    def project_slug(self, obj):
+        return obj.project.slug
+
+    @admin.display(description="status", ordering="status__order")
+    def status_name(self, obj):
+        return obj.status.name
+
+    @admin.display(description="priority", ordering="priority")
+    def priority_name(self, obj):
+        return obj.get_priority_display()
+
+    @admin.display(description="backlog", ordering="backlog__slug")
+    def backlog_slug(self, obj):
+        return obj.backlog.slug if obj.backlog_id else "—"
+
+    @admin.display(description="epic", ordering="epic__slug")
+    def epic_slug(self, obj):
+        return obj.epic.slug if obj.epic_id else "—"
+
+    # --- form
+    def get_fieldsets(self, request, obj=None):
+        main = ["project", "key", "title", "status", "status_notes", "priority"]
+        if obj is not None:
+            main.append("version")
+        return [
+            (None, {"fields": main}),
+            (
+                "Planning",
+                {
+                    "fields": [
+                        "backlog",
+                        "epic",
+                        "estimate",
+                        "owner",
+                        "author",
+                        "labels",
+                        "branch_name",
+                        "file_path",
+                        "created",
+                        "last_updated",
+                    ]
+                },
+            ),
+            ("Content", {"fields": ["body", "metadata"]}),
+            ("Record", {"fields": ["points_min", "points_max", "created_at", "updated_at"], "classes": ["collapse"]}),
+        ]
+
+    def get_readonly_fields(self, request, obj=None):
+        fixed = ("points_min", "points_max", "created_at", "updated_at")
+        return ("project", *fixed) if obj else fixed
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "project":
+            _limit_to_projects(request, kwargs, db_field, Role.MEMBER, related=())
+        elif db_field.name in ("status", "backlog", "epic"):
+            _limit_to_projects(request, kwargs, db_field, Role.MEMBER)
+            kwargs["form_class"] = ProjectLabelledChoiceField
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def service_create(self, request, form):
+        data = {k: v for k, v in form.cleaned_data.items() if k in services.STORY_FIELDS}
+        return services.story_create(
+            actor=request.user,
+            project=form.cleaned_data["project"],
+            key=data.pop("key"),
+            title=data.pop("title"),
+            status=form.cleaned_data.get("status"),
+            notes=form.cleaned_data.get("status_notes", ""),
+            **data,
+        )
+
+    def service_update(self, request, original, form):
+        # Only what the user changed; the version check guards against stale pages.
+        data = changed_values(form, [*services.STORY_FIELDS, "status"])
+        return services.story_update(
+            actor=request.user,
+            story=original,
+            data=data,
+            expected_version=form.cleaned_data["version"],
+            notes=form.cleaned_data.get("status_notes", ""),
+        )
+
+    def service_delete(self, request, obj):
+        services.story_delete(actor=request.user, story=obj)
+
+    # --- actions
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        if _exporter() is None:
+            actions.pop("export_markdown_zip", None)
+        return actions
+
+    def _per_story(self, request, queryset, verb: str, write) -> None:
+        """Run `write(story)` for each selected story in its own service call; report
+        what changed and, per story, why anything was refused."""
+        changed, unchanged, refused = 0, 0, []
+        for story in queryset.select_related("project", "status", "backlog"):
+            before = story.version
+            try:
+                result = write(story)
+            except SERVICE_ERRORS as exc:
+                refused.append(f"{story.project.slug}:{story.key}: {error_text(exc)}")
+                continue
+            if result.version != before:
+                changed += 1
+            else:
+                unchanged += 1
+        if changed:
+            self.message_user(request, f"{verb} {changed} stor{'y' if changed == 1 else 'ies'}.", messages.SUCCESS)
+        if unchanged:
+            self.message_user(request, f"{unchanged} already there; nothing to change.", messages.INFO)
+        for line in refused:
+            self.message_user(request, f"Not changed: {line}", messages.ERROR)
+
+    def _action_page(self, request, queryset, *, action: str, title: str, form, button: str):
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": title,
+            "form": form,
+            "stories": queryset.select_related("project", "status"),
+            "action": action,
+            "button": button,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            "media": self.media,
+        }
+        return TemplateResponse(request, "admin/stories/story/action_form.html", context)
+
+    @admin.action(description="Change the status of the selected stories…", permissions=["change"])
+    def transition_selected(self, request, queryset):
+        statuses = Status.objects.filter(project__in=queryset.values("project")).order_by("order", "slug")
+        choices, seen = [], set()
+        for status in statuses:
+            if status.slug not in seen:
+                seen.add(status.slug)
+                choices.append((status.slug, status.name))
+        form = TransitionForm(request.POST if "apply" in request.POST else None, choices=choices)
+        if form.is_valid():
+            slug, notes = form.cleaned_data["status"], form.cleaned_data["notes"]
+            self._per_story(
+                request,
+                queryset,
+                f"Moved to '{slug}':",
+                lambda story: services.story_transition(actor=request.user, story=story, status=slug, notes=notes),
+            )
+            return None
+        return self._action_page(
+            request,
+            queryset,
+            action="transition_selected",
+            title="Change the status of these stories",
+            form=form,
+            button="Change status",
+        )
+
+    @admin.action(description="Move the selected stories to a backlog…", permissions=["change"])
+    def move_to_backlog(self, request, queryset):
+        backlogs = Backlog.objects.filter(project__in=queryset.values("project")).order_by("slug")
+        choices = sorted({(b.slug, f"{b.slug} ({b.name})") for b in backlogs})
+        form = MoveForm(request.POST if "apply" in request.POST else None, choices=choices)
+        if form.is_valid():
+            slug = form.cleaned_data["backlog"]
+            by_project = {(b.project_id, b.slug): b for b in backlogs}
+
+            def move(story):
+                backlog = by_project.get((story.project_id, slug)) if slug else None
+                if slug and backlog is None:
+                    raise PermissionDenied(f"project {story.project.slug} has no backlog '{slug}'")
+                return services.story_move(actor=request.user, story=story, backlog=backlog)
+
+            self._per_story(request, queryset, f"Moved to backlog '{slug or 'none'}':", move)
+            return None
+        return self._action_page(
+            request,
+            queryset,
+            action="move_to_backlog",
+            title="Move these stories to a backlog",
+            form=form,
+            button="Move",
+        )
+
+    @admin.action(description="Export the selected stories as a markdown zip", permissions=["view"])
+    def export_markdown_zip(self, request, queryset):
+        exporter = _exporter()
+        if exporter is None:  # the action is only offered when the exporter exists
+            self.message_user(request, "Export is not available.", messages.ERROR)
+            return None
+        return exporter.admin_export_response(request=request, stories=queryset)
+
+
+# --------------------------------------------------------------------------- the other models
+
+
+class ProjectFieldMixin:
+    """`project` is chosen on add (among projects where the user has `add_role`) and
+    fixed afterwards."""
+
+    def get_readonly_fields(self, request, obj=None):
+        base = tuple(super().get_readonly_fields(request, obj))
+        return ("project", *base) if obj else base
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "project":
+            _limit_to_projects(request, kwargs, db_field, self.add_role, related=())
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
+@admin.register(Backlog)
+class BacklogAdmin(ServiceAdminMixin, ProjectFieldMixin, ProjectScopedMixin, admin.ModelAdmin):
+    add_role = change_role = delete_role = Role.ADMIN
+    list_display = ("slug", "name", "project", "type", "status", "owner", "story_count")
+    list_filter = ("type", "status", ("project", admin.RelatedOnlyFieldListFilter))
+    search_fields = ("slug", "name", "project__slug")
+    ordering = ("project__slug", "slug")
+    list_select_related = ("project", "owner")
+    autocomplete_fields = ("project", "owner")
+
+    def get_queryset(self, request):
+        qs = super().get_queryset(request).annotate(_stories=Count("stories"))
+        return self.scope_queryset(request, qs)
+
+    @admin.display(description="stories", ordering="_stories")
+    def story_count(self, obj):
+        return obj._stories
+
+    def service_create(self, request, form):
+        data = {k: v for k, v in form.cleaned_data.items() if k in services.BACKLOG_FIELDS}
+        return services.backlog_create(actor=request.user, project=form.cleaned_data["project"], **data)
+
+    def service_update(self, request, original, form):
+        return services.backlog_update(
+            actor=request.user, backlog=original, data=changed_values(form, services.BACKLOG_FIELDS)
+        )
+
+    def service_delete(self, request, obj):
+        services.backlog_delete(actor=request.user, backlog=obj)
+
+
+@admin.register(Status)
+class StatusAdmin(ServiceAdminMixin, ProjectFieldMixin, ProjectScopedMixin, admin.ModelAdmin):
+    add_role = change_role = delete_role = Role.ADMIN
+    list_display = ("slug", "name", "project", "category", "order", "allowed_transitions")
+    list_filter = ("category", ("project", admin.RelatedOnlyFieldListFilter))
+    search_fields = ("slug", "name", "project__slug")
+    ordering = ("project__slug", "order", "slug")
+    list_select_related = ("project",)
+    autocomplete_fields = ("project",)
+
+    def get_queryset(self, request):
+        return self.scope_queryset(request, super().get_queryset(request))
+
+    def service_create(self, request, form):
+        data = {k: v for k, v in form.cleaned_data.items() if k in services.STATUS_FIELDS}
+        return services.status_create(actor=request.user, project=form.cleaned_data["project"], **data)
+
+    def service_update(self, request, original, form):
+        return services.status_update(
+            actor=request.user, status=original, data=changed_values(form, services.STATUS_FIELDS)
+        )
+
+    def service_delete(self, request, obj):
+        services.status_delete(actor=request.user, status=obj)
+
+
+@admin.register(Epic)
+class EpicAdmin(ServiceAdminMixin, ProjectFieldMixin, ProjectScopedMixin, admin.ModelAdmin):
+    delete_role = Role.ADMIN
+    list_display = ("slug", "name", "project", "story_count", "updated_at")
+    list_filter = (("project", admin.RelatedOnlyFieldListFilter),)
+    search_fields = ("slug", "name", "project__slug")
+    ordering = ("project__slug", "slug")
+    list_select_related = ("project",)
+    autocomplete_fields = ("project",)
+
+    def get_queryset(self, request):
+        qs = super().get_queryset(request).annotate(_stories=Count("stories"))
+        return self.scope_queryset(request, qs)
+
+    @admin.display(description="stories", ordering="_stories")
+    def story_count(self, obj):
+        return obj._stories
+
+    def service_create(self, request, form):
+        data = {k: v for k, v in form.cleaned_data.items() if k in services.EPIC_FIELDS}
+        return services.epic_create(actor=request.user, project=form.cleaned_data["project"], **data)
+
+    def service_update(self, request, original, form):
+        return services.epic_update(actor=request.user, epic=original, data=changed_values(form, services.EPIC_FIELDS))
+
+    def service_delete(self, request, obj):
+        services.epic_delete(actor=request.user, epic=obj)
+
+
+@admin.register(ProjectMember)
+class ProjectMemberAdmin(ServiceAdminMixin, ProjectFieldMixin, ProjectScopedMixin, admin.ModelAdmin):
+    add_role = change_role = delete_role = Role.ADMIN
+    list_display = ("user", "project", "role", "created_at")
+    list_filter = ("role", ("project", admin.RelatedOnlyFieldListFilter))
+    search_fields = ("user__username", "user__email", "project__slug")
+    ordering = ("project__slug", "user__username")
+    list_select_related = ("project", "user")
+    autocomplete_fields = ("project", "user")
+
+    def get_queryset(self, request):
+        return self.scope_queryset(request, super().get_queryset(request))
+
+    def get_readonly_fields(self, request, obj=None):
+        return ("project", "user") if obj else ()
+
+    def service_create(self, request, form):
+        return services.project_member_set(
+            actor=request.user,
+            project=form.cleaned_data["project"],
+            user=form.cleaned_data["user"],
+            role=form.cleaned_data["role"],
+        )
+
+    def service_update(self, request, original, form):
+        return services.project_member_set(
+            actor=request.user, project=original.project, user=original.user, role=form.cleaned_data["role"]
+        )
+
+    def service_delete(self, request, obj):
+        services.project_member_remove(actor=request.user, member=obj)
+
+
+@admin.register(StoryDependency)
+class StoryDependencyAdmin(ServiceAdminMixin, ProjectScopedMixin, admin.ModelAdmin):
+    project_path = "story__project"
+    list_display = ("story_ref", "depends_on_ref", "type", "cross_project", "created_at")
+    list_filter = ("type", ("story__project", admin.RelatedOnlyFieldListFilter))
+    search_fields = ("story__key", "depends_on__key", "story__project__slug", "depends_on__project__slug")
+    ordering = ("story__project__slug", "story__key", "depends_on__key")
+    list_select_related = ("story__project", "depends_on__project")
+    autocomplete_fields = ("story", "depends_on")
+    fields = ("story", "depends_on", "type", "description")
+
+    def get_queryset(self, request):
+        return self.scope_queryset(request, super().get_queryset(request))
+
+    def get_readonly_fields(self, request, obj=None):
+        return ("story",) if obj else ()
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name in ("story", "depends_on"):
+            kwargs["form_class"] = StoryRefChoiceField
+            kwargs["queryset"] = Story.objects.select_related("project")
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    @admin.display(description="story", ordering="story__key")
+    def story_ref(self, obj):
+        return f"{obj.story.project.slug}:{obj.story.key}"
+
+    @admin.display(description="depends on", ordering="depends_on__key")
+    def depends_on_ref(self, obj):
+        return f"{obj.depends_on.project.slug}:{obj.depends_on.key}"
+
+    @admin.display(description="cross-project", boolean=True)
+    def cross_project(self, obj):
+        return obj.story.project_id != obj.depends_on.project_id
+
+    def _add(self, request, story, form):
+        return services.dependency_add(
+            actor=request.user,
+            story=story,
+            depends_on=form.cleaned_data["depends_on"],
+            type=form.cleaned_data["type"],
+            description=form.cleaned_data.get("description", ""),
+        )
+
+    def service_create(self, request, form):
+        return self._add(request, form.cleaned_data["story"], form)
+
+    def service_update(self, request, original, form):
+        # No "edit a link" service: a removal and a new link, in one transaction.
+        services.dependency_remove(actor=request.user, dependency=original)
+        return self._add(request, original.story, form)
+
+    def service_delete(self, request, obj):
+        services.dependency_remove(actor=request.user, dependency=obj)
+
+
+@admin.register(ProjectDependency)
+class ProjectDependencyAdmin(ServiceAdminMixin, ProjectScopedMixin, admin.ModelAdmin):
+    project_path = "from_project"
+    add_role = change_role = delete_role = Role.ADMIN
+    list_display = ("from_project", "to_project", "type", "created_at")
+    list_filter = ("type",)
+    search_fields = ("from_project__slug", "to_project__slug", "description")
+    ordering = ("from_project__slug", "to_project__slug")
+    list_select_related = ("from_project", "to_project")
+    autocomplete_fields = ("from_project", "to_project")
+    fields = ("from_project", "to_project", "type", "description")
+
+    def get_queryset(self, request):
+        return self.scope_queryset(request, super().get_queryset(request))
+
+    def get_readonly_fields(self, request, obj=None):
+        return ("from_project",) if obj else ()
+
+    def _add(self, request, from_project, form):
+        return services.project_dependency_add(
+            actor=request.user,
+            from_project=from_project,
+            to_project=form.cleaned_data["to_project"],
+            type=form.cleaned_data["type"],
+            description=form.cleaned_data.get("description", ""),
+        )
+
+    def service_create(self, request, form):
+        return self._add(request, form.cleaned_data["from_project"], form)
+
+    def service_update(self, request, original, form):
+        services.project_dependency_remove(actor=request.user, link=original)
+        return self._add(request, original.from_project, form)
+
+    def service_delete(self, request, obj):
+        services.project_dependency_remove(actor=request.user, link=obj)
+
+
+@admin.register(StatusHistory)
+class StatusHistoryAdmin(ReadOnlyAdminMixin, ProjectScopedMixin, admin.ModelAdmin):
+    project_path = "story__project"
+    list_display = ("changed_at", "story_ref", "old_status", "new_status", "changed_by", "notes")
+    list_filter = ("new_status__slug", "changed_at", ("story__project", admin.RelatedOnlyFieldListFilter))
+    search_fields = ("story__key", "story__project__slug", "notes", "changed_by__username")
+    ordering = ("-changed_at", "-id")
+    list_select_related = ("story__project", "old_status", "new_status", "changed_by")
+    date_hierarchy = "changed_at"
+
+    def get_queryset(self, request):
+        return self.scope_queryset(request, super().get_queryset(request))
+
+    @admin.display(description="story", ordering="story__key")
+    def story_ref(self, obj):
+        url = reverse("admin:stories_story_change", args=[obj.story_id])
+        return format_html('<a href="{}">{}:{}</a>', url, obj.story.project.slug, obj.story.key)

@@ -21,6 +21,7 @@ urlpatterns = [
 ]
 
 handler404 = "stories.api.exceptions.api_not_found"
+handler500 = "storyhub.middleware.server_error"  # database failures outside views → 503
 
 if settings.STORYHUB_BENCH_VIEWS:  # reference views for `make bench` only
     urlpatterns.append(path("bench/", include("bench.urls")))

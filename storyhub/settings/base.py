@@ -41,6 +41,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "audit.middleware.RequestContextMiddleware",
+    # A database that is down or too slow answers 503 + Retry-After, not a 500 traceback.
+    "storyhub.middleware.DatabaseUnavailableMiddleware",
     "sessions_app.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",

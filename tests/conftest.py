@@ -14,7 +14,7 @@ from tests.factories import MemberFactory, ProjectFactory, StoryFactory, UserFac
 def pytest_collection_modifyitems(config, items):
     from django.conf import settings
 
-    on_postgres = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+    on_postgres = settings.DATABASES["default"]["ENGINE"] == "storyhub.db.postgresql"
     if os.environ.get("STORYHUB_REQUIRE_POSTGRES") == "1" and not on_postgres:
         raise pytest.UsageError("STORYHUB_REQUIRE_POSTGRES=1 but DATABASE_URL is not PostgreSQL")
     if not on_postgres:

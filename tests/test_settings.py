@@ -55,7 +55,7 @@ def test_db_parts_build_a_postgres_url_with_pool():
     import json
 
     db = json.loads(result.stdout)
-    assert db["ENGINE"] == "django.db.backends.postgresql"
+    assert db["ENGINE"] == "storyhub.db.postgresql"  # Django's backend + the C timestamptz loader
     assert (db["HOST"], db["PORT"], db["NAME"], db["USER"], db["PASSWORD"]) == (
         "db.internal",
         6543,

@@ -97,7 +97,7 @@ def database_config(url: str) -> dict:
             "timeout": env.int("SQLITE_BUSY_TIMEOUT", default=20),
         }
     elif config["ENGINE"] in ("django.db.backends.postgresql", "django.db.backends.postgresql_psycopg2"):
-        config["ENGINE"] = "django.db.backends.postgresql"
+        config["ENGINE"] = "storyhub.db.postgresql"  # Django's, with the C timestamptz loader
         config["CONN_HEALTH_CHECKS"] = True
         options = config.setdefault("OPTIONS", {})
         if env.bool("DB_POOL", default=True):

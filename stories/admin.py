@@ -12,7 +12,7 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count
-from django.http import Http404
+from django.http import Http404, StreamingHttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
@@ -243,6 +243,12 @@ class ProjectAdmin(ServiceAdminMixin, ProjectScopedMixin, admin.ModelAdmin):
     def service_delete(self, request, obj):
         services.project_delete(actor=request.user, project=obj)
 
+    def get_deleted_objects(self, objs, request):
+        # Django's collector sees the workflow statuses protected by the project's own
+        # stories and history; project_delete removes those first, in one transaction.
+        to_delete, model_count, perms_needed, _protected = super().get_deleted_objects(objs, request)
+        return to_delete, model_count, perms_needed, []
+
     # --- the dependency graph page
     def get_urls(self):
         extra = [
@@ -434,10 +440,14 @@ class MoveForm(forms.Form):
 
 
 def _exporter():
-    """stories.exporter when it is installed (it is an optional part of StoryHub)."""
+    """stories.exporter when it is there with the markdown zip export, else None (the
+    export action is then not offered). Imported lazily: it is a separate module."""
     if importlib.util.find_spec("stories.exporter") is None:
         return None
-    return importlib.import_module("stories.exporter")
+    module = importlib.import_module("stories.exporter")
+    if not all(hasattr(module, name) for name in ("stream_markdown", "export_filename")):
+        return None
+    return module
 
 
 @admin.register(Story)
@@ -662,7 +672,16 @@ class StoryAdmin(ServiceAdminMixin, ProjectScopedMixin, admin.ModelAdmin):
         if exporter is None:  # the action is only offered when the exporter exists
             self.message_user(request, "Export is not available.", messages.ERROR)
             return None
-        return exporter.admin_export_response(request=request, stories=queryset)
+        projects = list(Project.objects.filter(pk__in=queryset.values("project")))
+        if len(projects) != 1:
+            self.message_user(request, "Select the stories of one project to export them.", messages.ERROR)
+            return None
+        project = projects[0]
+        response = StreamingHttpResponse(
+            exporter.stream_markdown(project, queryset.filter(project=project)), content_type="application/zip"
+        )
+        response["Content-Disposition"] = f'attachment; filename="{exporter.export_filename(project, "markdown")}"'
+        return response
 
 
 # --------------------------------------------------------------------------- the other models
@@ -801,8 +820,29 @@ class ProjectMemberAdmin(ServiceAdminMixin, ProjectFieldMixin, ProjectScopedMixi
         services.project_member_remove(actor=request.user, member=obj)
 
 
+def _no_self_link_form(model, source: str, target: str, message: str):
+    """A form that says in words what the model's no-self-link constraint would say in
+    its name (the service refuses the same thing)."""
+
+    class NoSelfLinkForm(forms.ModelForm):
+        class Meta:
+            fields = (source, target, "type", "description")
+
+        def clean(self):
+            cleaned = super().clean()
+            chosen = cleaned.get(target)
+            origin = cleaned.get(source, getattr(self.instance, source, None) if self.instance.pk else None)
+            if chosen is not None and origin is not None and chosen.pk == origin.pk:
+                self.add_error(target, message)
+            return cleaned
+
+    NoSelfLinkForm.Meta.model = model
+    return NoSelfLinkForm
+
+
 @admin.register(StoryDependency)
 class StoryDependencyAdmin(ServiceAdminMixin, ProjectScopedMixin, admin.ModelAdmin):
+    form = _no_self_link_form(StoryDependency, "story", "depends_on", "A story cannot depend on itself.")
     project_path = "story__project"
     list_display = ("story_ref", "depends_on_ref", "type", "cross_project", "created_at")
     list_filter = ("type", ("story__project", admin.RelatedOnlyFieldListFilter))
@@ -859,6 +899,7 @@ class StoryDependencyAdmin(ServiceAdminMixin, ProjectScopedMixin, admin.ModelAdm
 
 @admin.register(ProjectDependency)
 class ProjectDependencyAdmin(ServiceAdminMixin, ProjectScopedMixin, admin.ModelAdmin):
+    form = _no_self_link_form(ProjectDependency, "from_project", "to_project", "A project cannot depend on itself.")
     project_path = "from_project"
     add_role = change_role = delete_role = Role.ADMIN
     list_display = ("from_project", "to_project", "type", "created_at")

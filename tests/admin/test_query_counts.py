@@ -1,0 +1,98 @@
+"""Changelists read a constant number of queries however many rows they show."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from sessions_app.backends import SessionStore
+from sessions_app.services import api_key_create
+from stories import services
+from tests.factories import ProjectFactory, StoryFactory, UserFactory
+
+
+def _story_rows(project, owner, start, count):
+    backlog = project.backlogs.first() or services.backlog_create(actor=owner, project=project, slug="b", name="B")
+    epic = project.epics.first() or services.epic_create(actor=owner, project=project, slug="e")
+    for i in range(start, start + count):
+        StoryFactory(project=project, key=f"Q-{i:03d}", actor=owner, backlog=backlog, epic=epic)
+
+
+def _dependency_rows(project, owner, start, count):
+    for i in range(start, start + count):
+        a = StoryFactory(project=project, key=f"D-{i:03d}a", actor=owner)
+        b = StoryFactory(project=project, key=f"D-{i:03d}b", actor=owner)
+        services.dependency_add(actor=owner, story=a, depends_on=b)
+
+
+def _project_rows(project, owner, start, count):
+    for i in range(start, start + count):
+        other = ProjectFactory(slug=f"p-{i:03d}", actor=owner)
+        StoryFactory(project=other, key="X-1", actor=owner)
+
+
+def _session_rows(project, owner, start, count):
+    for i in range(start, start + count):
+        store = SessionStore()
+        store["_auth_user_id"] = str(UserFactory(username=f"s{i}").pk)
+        store.create()
+
+
+def _key_rows(project, owner, start, count):
+    for i in range(start, start + count):
+        api_key_create(actor=None, user=UserFactory(username=f"k{i}"), name=f"key {i}")
+
+
+def _member_rows(project, owner, start, count):
+    for i in range(start, start + count):
+        services.project_member_set(actor=owner, project=project, user=UserFactory(username=f"m{i}"), role="member")
+
+
+CASES = {
+    "stories_story": _story_rows,
+    "stories_statushistory": _story_rows,
+    "stories_storydependency": _dependency_rows,
+    "stories_project": _project_rows,
+    "stories_projectmember": _member_rows,
+    "audit_auditlog": _story_rows,
+    "sessions_app_session": _session_rows,
+    "sessions_app_apikey": _key_rows,
+}
+
+
+def _count(client, url) -> int:
+    with CaptureQueriesContext(connection) as ctx:
+        response = client.get(url)
+    assert response.status_code == 200
+    return len(ctx.captured_queries)
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_changelist_queries_do_not_grow_with_rows(su_client, project, owner, name):
+    url = reverse(f"admin:{name}_changelist")
+    CASES[name](project, owner, 0, 5)
+    su_client.get(url)  # warm up the session and content type caches
+    small = _count(su_client, url)
+    CASES[name](project, owner, 5, 45)
+    large = _count(su_client, url)
+    assert small == large, f"{name}: {small} queries for the small list, {large} for the large one"
+
+
+def test_story_changelist_query_budget(su_client, project, owner, django_assert_max_num_queries):
+    _story_rows(project, owner, 0, 50)
+    url = reverse("admin:stories_story_changelist")
+    su_client.get(url)
+    with django_assert_max_num_queries(12):
+        su_client.get(url)
+
+
+def test_staff_story_changelist_is_constant_too(staff_client, project, owner):
+    client = staff_client("member")
+    url = reverse("admin:stories_story_changelist")
+    _story_rows(project, owner, 0, 5)
+    client.get(url)
+    small = _count(client, url)
+    _story_rows(project, owner, 5, 45)
+    assert _count(client, url) == small

@@ -12,6 +12,8 @@ from django.db import connection, models, transaction
 from django.db.models import Count, Max, Min
 from django.utils import timezone
 
+from storyhub.fastinsert import insert_rows
+
 from .context import current
 from .models import AuditLog
 
@@ -62,7 +64,8 @@ def audit_record_many(rows: list[AuditLog]) -> None:
     stories.bulk). Same rule as audit_record: inside the write's transaction."""
     if not connection.in_atomic_block:
         raise RuntimeError("audit_record_many must run inside the transaction of the writes it records.")
-    AuditLog.objects.bulk_create(rows, batch_size=1000)
+    columns = ("action", "entity_type", "entity_id", "user_id", "user_repr", "timestamp", "details")
+    insert_rows(AuditLog, columns, [tuple(getattr(row, name) for name in columns) for row in rows])
 
 
 def audit_row(

@@ -33,16 +33,19 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 from django.utils.text import slugify
 
 from audit.services import audit_record_many, audit_row
 from storyhub.errors import ApplicationError, BulkValidationError
+from storyhub.fastinsert import insert_rows
 
 from . import services
 from .models import (
     DEFAULT_STATUS_SLUG,
     Backlog,
     Epic,
+    Priority,
     Project,
     ProjectMember,
     Status,
@@ -78,6 +81,35 @@ _TEXT_LIMITS = {"title": 500, "estimate": 32, "branch_name": 255, "file_path": 1
 _PLAIN_FIELDS = ("title", "priority", "estimate", "branch_name", "file_path", "owner", "author", "labels")
 _PLAIN_FIELDS += ("created", "last_updated", "body", "metadata")
 _CHUNK = 900  # stays under SQLite's 999 bound parameters per query
+_STORY_COLUMNS = (
+    "project_id",
+    "key",
+    "title",
+    "backlog_id",
+    "epic_id",
+    "status_id",
+    "priority",
+    "estimate",
+    "points_min",
+    "points_max",
+    "branch_name",
+    "file_path",
+    "owner",
+    "author",
+    "labels",
+    "created",
+    "last_updated",
+    "body",
+    "metadata",
+    "version",
+    "created_at",
+    "updated_at",
+)
+_DEPENDENCY_TYPES = frozenset(StoryDependency.Type.values)
+_ALLOWED_KEYS = frozenset({"key", *ITEM_FIELDS})
+_KEY_RE = re.compile(story_key_validator.regex.pattern)
+_PRIORITY_WORDS = {label: value for value, label in Priority.choices}
+_MAX_POINTS = 99999  # points_min / points_max are DECIMAL(7, 2)
 
 # Status words seen in story files that are not slugs of the default workflow.
 STATUS_ALIASES = {
@@ -115,6 +147,88 @@ def normalize_status_word(word: str) -> str:
     """'Ready for Review' → 'ready_for_review', '**Done**' → 'done'."""
     text = re.sub(r"[*_`]+", " ", str(word)).strip().lower()
     return re.sub(r"[\s\-]+", "_", text)
+
+
+def clean_value(name: str, value: Any) -> Any:
+    """The stored value of a plain story field as given in an item (ValidationError if bad)."""
+    if name == "priority":
+        if isinstance(value, str) and value in _PRIORITY_WORDS:
+            return _PRIORITY_WORDS[value]
+        return services._resolve_priority(value)
+    if name in _TEXT_LIMITS or name == "body":
+        if value is None:
+            if name == "title":
+                raise ValidationError("Give a title.")
+            return ""
+        if isinstance(value, bool | list | dict):
+            raise ValidationError("Give text.")
+        text = value if isinstance(value, str) else str(value)
+        if name == "title" and not text.strip():
+            raise ValidationError("Give a title.")
+        limit = _TEXT_LIMITS.get(name)
+        if limit and len(text) > limit:
+            raise ValidationError(f"At most {limit} characters (this has {len(text)}).")
+        if name == "estimate" and (services.parse_estimate(text)[1] or 0) > _MAX_POINTS:
+            raise ValidationError(f"At most {_MAX_POINTS} points.")
+        if "\x00" in text:
+            raise ValidationError("NUL characters are not allowed.")
+        return text
+    if name == "labels":
+        if value is None:
+            return []
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list | tuple) or not all(isinstance(x, str) for x in value):
+            raise ValidationError("Give a list of strings.")
+        return list(value)
+    if name in ("created", "last_updated"):
+        if value is None or value == "":
+            return None
+        if isinstance(value, dt.datetime):
+            return value.date()
+        if isinstance(value, dt.date):
+            return value
+        try:
+            return dt.date.fromisoformat(str(value))
+        except ValueError:
+            raise ValidationError(f"'{value}' is not a date (use YYYY-MM-DD).") from None
+    if name == "metadata":
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise ValidationError("Give an object (a mapping of keys to values).")
+        return jsonable(value)
+    raise AssertionError(name)
+
+
+def jsonable(value: Any, _depth: int = 0) -> Any:
+    """`value` as JSON can store it: YAML dates become ISO text; anything JSON cannot
+    hold (binary, NaN, sets, very deep nesting) is a ValidationError."""
+    if _depth > 50:
+        raise ValidationError("Nested too deeply.")
+    if value is None or isinstance(value, bool | int | str):
+        if isinstance(value, str) and "\x00" in value:
+            raise ValidationError("NUL characters are not allowed.")
+        return value
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValidationError("NaN and infinity cannot be stored.")
+        return value
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, list | tuple):
+        return [jsonable(v, _depth + 1) for v in value]
+    if isinstance(value, dict):
+        return {k if isinstance(k, str) else str(k): jsonable(v, _depth + 1) for k, v in value.items()}
+    raise ValidationError(f"A {type(value).__name__} value cannot be stored as JSON.")
+
+
+def match_status(word: str, statuses: Mapping[str, Status], by_name: Mapping[str, Status]) -> Status | None:
+    """The workflow status a word names: its slug, its name, or a known alias."""
+    if word in statuses:
+        return statuses[word]
+    norm = normalize_status_word(word)
+    return statuses.get(norm) or by_name.get(norm) or statuses.get(STATUS_ALIASES.get(norm, ""))
 
 
 # --------------------------------------------------------------------------- results
@@ -242,6 +356,7 @@ class _Upsert:
         self.progress = progress
         self.errors = _Errors()
         self.items: list[_Item] = []
+        self.slug_cache: dict[str, str] = {}
 
     # ----------------------------------------------------------------- orchestration
 
@@ -296,14 +411,10 @@ class _Upsert:
             return word, None, None
         if not isinstance(word, str) or not word.strip():
             return None, None, "Give the status as text (a slug of the project's workflow)."
-        if word in self.statuses:
-            return self.statuses[word], None, None
-        norm = normalize_status_word(word)
-        found = (
-            self.statuses.get(norm) or self.status_by_name.get(norm) or self.statuses.get(STATUS_ALIASES.get(norm, ""))
-        )
+        found = match_status(word, self.statuses, self.status_by_name)
         if found is not None:
             return found, None, None
+        norm = normalize_status_word(word)
         slug = slugify(norm).replace("-", "_")[:50]
         if self.create_missing_statuses and slug:
             self.new_statuses.setdefault(slug, str(word).strip()[:100])
@@ -331,21 +442,26 @@ class _Upsert:
             errors.add(index, None, "non_field_errors", "Give an object with a key and the story's fields.")
             return None
         key = raw.get("key")
-        unknown = sorted(set(raw) - {"key", *ITEM_FIELDS})
-        for name in unknown:
-            errors.add(index, key, str(name), "Unknown field.")
+        if not _ALLOWED_KEYS.issuperset(raw):
+            for name in sorted(str(n) for n in set(raw) - _ALLOWED_KEYS):
+                errors.add(index, key, name, "Unknown field.")
         if not isinstance(key, str) or not key.strip():
             errors.add(index, key, "key", "Give the story's key (e.g. INF-013).")
             return None
-        if len(key) > 64 or ":" in key or not story_key_validator.regex.match(key):
+        if len(key) > 64 or ":" in key or not _KEY_RE.match(key):
             errors.add(index, key, "key", f"'{key[:80]}' is not a valid key: {story_key_validator.message}")
+            return None
+        try:
+            services._check_key(key)
+        except ValidationError as exc:
+            errors.add_validation(index, key, exc, "key")
             return None
         before = len(errors.rows)
         data: dict[str, Any] = {}
         for name in _PLAIN_FIELDS:
             if name in raw:
                 try:
-                    data[name] = self._clean_value(name, raw[name])
+                    data[name] = clean_value(name, raw[name])
                 except ValidationError as exc:
                     errors.add_validation(index, key, exc, name)
         item = _Item(index=index, key=key, data=data)
@@ -368,7 +484,7 @@ class _Upsert:
             value = raw["epic"]
             if value not in (None, ""):
                 text = str(value).strip()
-                slug = text if text in self.epics else slugify(text)[:100]
+                slug = text if text in self.epics else self._slugify(text)
                 if not slug:
                     errors.add(index, key, "epic", f"'{text}' cannot be used as an epic name.")
                 item.epic_slug, item.epic_name = slug, text[:200]
@@ -376,51 +492,10 @@ class _Upsert:
             item.deps = self._parse_deps(index, key, raw["depends_on"])
         return item if len(errors.rows) == before else _Item(index=index, key=key, data={})
 
-    def _clean_value(self, name: str, value: Any) -> Any:
-        if name == "priority":
-            return services._resolve_priority(value)
-        if name in _TEXT_LIMITS or name == "body":
-            if value is None:
-                if name == "title":
-                    raise ValidationError("Give a title.")
-                return ""
-            if isinstance(value, bool | list | dict):
-                raise ValidationError("Give text.")
-            text = value if isinstance(value, str) else str(value)
-            if name == "title" and not text.strip():
-                raise ValidationError("Give a title.")
-            limit = _TEXT_LIMITS.get(name)
-            if limit and len(text) > limit:
-                raise ValidationError(f"At most {limit} characters (this has {len(text)}).")
-            if "\x00" in text:
-                raise ValidationError("NUL characters are not allowed.")
-            return text
-        if name == "labels":
-            if value is None:
-                return []
-            if isinstance(value, str):
-                value = [value]
-            if not isinstance(value, list | tuple) or not all(isinstance(x, str) for x in value):
-                raise ValidationError("Give a list of strings.")
-            return list(value)
-        if name in ("created", "last_updated"):
-            if value is None or value == "":
-                return None
-            if isinstance(value, dt.datetime):
-                return value.date()
-            if isinstance(value, dt.date):
-                return value
-            try:
-                return dt.date.fromisoformat(str(value))
-            except ValueError:
-                raise ValidationError(f"'{value}' is not a date (use YYYY-MM-DD).") from None
-        if name == "metadata":
-            if value is None:
-                return {}
-            if not isinstance(value, dict):
-                raise ValidationError("Give an object (a mapping of keys to values).")
-            return value
-        raise AssertionError(name)
+    def _slugify(self, text: str) -> str:
+        if text not in self.slug_cache:
+            self.slug_cache[text] = slugify(text)[:100]
+        return self.slug_cache[text]
 
     def _parse_deps(self, index: int, key: str, value: Any) -> list[_Dep]:
         if value is None:
@@ -431,9 +506,12 @@ class _Upsert:
             self.errors.add(index, key, "depends_on", 'Give a list of keys ("KEY" or "other-project:KEY").')
             return []
         deps: dict[str, _Dep] = {}
+        own = self.project.slug + ":"
         for entry in value:
-            kind, description = StoryDependency.Type.BLOCKS.value, None
-            if isinstance(entry, Mapping):
+            kind, description = "blocks", None
+            if type(entry) is str:
+                ref = entry
+            elif isinstance(entry, Mapping):
                 ref = entry.get("depends_on", entry.get("key"))
                 kind = entry.get("type", kind)
                 description = entry.get("description")
@@ -445,16 +523,16 @@ class _Upsert:
                 self.errors.add(index, key, "depends_on", f"'{ref}' is not a story key.")
                 continue
             ref = ref.strip()
-            if kind not in StoryDependency.Type.values:
+            if kind not in _DEPENDENCY_TYPES:
                 self.errors.add(index, key, "depends_on", f"Unknown dependency type '{kind}' for {ref}.")
                 continue
-            if ref == key or ref == f"{self.project.slug}:{key}":
+            if ref.startswith(own):
+                ref = ref[len(own) :]
+            if ref == key:
                 self.errors.add(index, key, "depends_on", "A story cannot depend on itself.")
                 continue
-            if ref.startswith(f"{self.project.slug}:"):
-                ref = ref.split(":", 1)[1]
-            text = None if description is None else str(description)
-            deps.setdefault(ref, _Dep(ref=ref, type=kind, description=text))
+            if ref not in deps:
+                deps[ref] = _Dep(ref=ref, type=kind, description=None if description is None else str(description))
         return list(deps.values())
 
     def _load_existing(self) -> None:
@@ -626,79 +704,87 @@ class _Upsert:
         if not new:
             return
         default_slug = self.project.settings.get("default_status", DEFAULT_STATUS_SLUG)
-        stories: list[Story] = []
+        now = timezone.now()
+        rows = []
+        statuses = []
         for item in new:
             status = item.status or self.statuses.get(default_slug)
             if status is None:
                 self.errors.add(item.index, item.key, "status", f"Unknown default status '{default_slug}'.")
                 continue
-            fields = dict(item.data)
-            if self.backlog is not None:
-                fields["backlog"] = self.backlog
-            story = Story(project=self.project, key=item.key, status=status, **fields)
-            if item.epic_slug:
-                story.epic = self.epics[item.epic_slug]
-            story.points_min, story.points_max = services.parse_estimate(story.estimate)
-            try:
-                # Uniqueness was checked above against the batch and the project.
-                story.full_clean(
-                    exclude=["project", "status", "backlog", "epic"], validate_unique=False, validate_constraints=False
+            statuses.append(status)
+            data = item.data
+            estimate = data.get("estimate", "")
+            points_min, points_max = services.parse_estimate(estimate)
+            backlog = self.backlog or data.get("backlog")
+            epic = self.epics[item.epic_slug] if item.epic_slug else None
+            # Every value was validated by clean_value() (the checks full_clean() makes);
+            # uniqueness of the key was checked against the batch and the project.
+            rows.append(
+                (
+                    self.project.pk,
+                    item.key,
+                    data["title"],
+                    backlog.pk if backlog else None,
+                    epic.pk if epic else None,
+                    status.pk,
+                    data.get("priority", Priority.MEDIUM),
+                    estimate,
+                    points_min,
+                    points_max,
+                    data.get("branch_name", ""),
+                    data.get("file_path", ""),
+                    data.get("owner", ""),
+                    data.get("author", ""),
+                    data.get("labels", []),
+                    data.get("created"),
+                    data.get("last_updated"),
+                    data.get("body", ""),
+                    data.get("metadata", {}),
+                    1,
+                    now,
+                    now,
                 )
-            except ValidationError as exc:
-                self.errors.add_validation(item.index, item.key, exc, "non_field_errors")
-            stories.append(story)
-        self._raise_if_errors()
-        Story.objects.bulk_create(stories, batch_size=500)
-        if stories[0].pk is None:  # a backend that does not return ids from bulk inserts
-            ids = dict(
-                Story.objects.filter(project=self.project, key__in=[s.key for s in stories]).values_list("key", "pk")
             )
-            for story in stories:
-                story.pk = story.id = ids[story.key]
-        by_index = {}
-        for item, story in zip(new, stories, strict=True):
-            item.story_id = story.pk
-            by_index[item.index] = story
-            self.labels[story.pk] = story.key
-        changed_by = self.actor if getattr(self.actor, "is_authenticated", False) else None
-        StatusHistory.objects.bulk_create(
+        self._raise_if_errors()
+        ids = insert_rows(Story, _STORY_COLUMNS, rows, with_ids=True)
+        for item, pk in zip(new, ids, strict=True):
+            item.story_id = pk
+            self.labels[pk] = item.key
+        changed_by = self.actor.pk if getattr(self.actor, "is_authenticated", False) else None
+        insert_rows(
+            StatusHistory,
+            ("story_id", "old_status_id", "new_status_id", "changed_by_id", "changed_at", "notes"),
             [
-                StatusHistory(
-                    story=story,
-                    old_status=None,
-                    new_status=story.status,
-                    changed_by=changed_by,
-                    notes=item.notes or "created",
-                )
-                for item, story in zip(new, stories, strict=True)
+                (item.story_id, None, status.pk, changed_by, now, item.notes or "created")
+                for item, status in zip(new, statuses, strict=True)
             ],
-            batch_size=1000,
         )
-        links: list[StoryDependency] = []
+        links = []
         audit_rows = []
-        for item, story in zip(new, stories, strict=True):
+        by_index = {item.index: item for item in new}
+        for item, status in zip(new, statuses, strict=True):
             refs = []
             for dep in item.deps or ():
-                target = dep.target_id if dep.target_id is not None else by_index[dep.batch_index].pk
-                links.append(
-                    StoryDependency(story=story, depends_on_id=target, type=dep.type, description=dep.description or "")
-                )
+                target = dep.target_id if dep.target_id is not None else by_index[dep.batch_index].story_id
+                links.append((item.story_id, target, dep.type, dep.description or "", now))
                 refs.append(dep.ref if dep.type == "blocks" else f"{dep.ref} ({dep.type})")
-            changes = {"key": (None, story.key), "title": (None, story.title), "status": (None, story.status.slug)}
+            changes = {"key": (None, item.key), "title": (None, item.data["title"]), "status": (None, status.slug)}
             if refs:
                 changes["dependencies"] = (None, refs)
             audit_rows.append(
                 audit_row(
                     actor=self.actor,
                     action="story.created",
-                    target=story,
+                    entity_type="story",
+                    entity_id=item.story_id,
                     changes=changes,
-                    extra={"project": self.project.slug, "key": story.key, "bulk": True},
+                    extra={"project": self.project.slug, "key": item.key, "bulk": True},
                 )
             )
-        if any(link.type == "blocks" for link in links):
+        if any(link[2] == "blocks" for link in links):
             services._lock_blocks_graph()
-        StoryDependency.objects.bulk_create(links, batch_size=1000)
+        insert_rows(StoryDependency, ("story_id", "depends_on_id", "type", "description", "created_at"), links)
         audit_record_many(audit_rows)
         self._tick(len(new))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from stories.models import Priority, StoryDependency
@@ -19,7 +20,26 @@ class StrictSerializer(serializers.Serializer):
     def to_internal_value(self, data):
         if not isinstance(data, dict):
             raise serializers.ValidationError({"non_field_errors": ["Give a JSON object."]})
+        wrong = {
+            name: [f"Give {expected}."]
+            for name, field in self.fields.items()
+            if name in data and data[name] is not None and (expected := _json_type_error(field, data[name]))
+        }
+        if wrong:
+            raise serializers.ValidationError(wrong)
         return super().to_internal_value(data)
+
+
+def _json_type_error(field: serializers.Field, value) -> str | None:
+    """JSON bodies must use the types the schema documents: DRF alone would turn 5 into
+    "5" for a text field or "5" into 5 for a number."""
+    if isinstance(field, serializers.CharField) and not isinstance(value, str):
+        return "a string"
+    if isinstance(field, serializers.IntegerField) and (isinstance(value, bool) or not isinstance(value, int)):
+        return "a whole number"
+    if isinstance(field, serializers.BooleanField) and not isinstance(value, bool):
+        return "true or false"
+    return None
 
 
 class ProjectInputSerializer(StrictSerializer):
@@ -117,7 +137,29 @@ class StorySerializer(serializers.Serializer):
     updated_at = serializers.DateTimeField()
 
 
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "string"},
+            {
+                "type": "object",
+                "description": "one failing item of a bulk request or an import",
+                "properties": {
+                    "index": {"type": "integer"},
+                    "key": {"type": "string", "nullable": True},
+                    "field": {"type": "string"},
+                    "reason": {"type": "string"},
+                },
+                "required": ["index", "field", "reason"],
+            },
+        ]
+    }
+)
+class ErrorReasonField(serializers.JSONField):
+    """A reason: text, or (bulk upsert) an object naming the item, field and reason."""
+
+
 class ErrorSerializer(serializers.Serializer):
     code = serializers.CharField()
     message = serializers.CharField()
-    details = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
+    details = serializers.DictField(child=serializers.ListField(child=ErrorReasonField()))

@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 
 from audit.models import AuditLog
 from sessions_app.models import Session
-from stories.models import StoryDependency
+from stories.models import Project, StoryDependency
 from tests.factories import DependencyFactory, MemberFactory, ProjectFactory, StoryFactory, UserFactory
 
 P = "/api/v1/projects/plan-pipe/"
@@ -322,3 +322,19 @@ def test_session_auth_for_browser_users(owner, story):
 
 
 _ = MemberFactory
+
+
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"slug": "typed", "name": "Typed", "submodule_path": 0}, "submodule_path"),
+        ({"slug": "typed", "name": 5}, "name"),
+        ({"slug": "typed", "name": "Typed", "version": "3"}, "version"),
+        ({"slug": "typed", "name": "Typed", "version": True}, "version"),
+    ],
+)
+def test_json_bodies_must_use_the_documented_types(owner_client, body, field):
+    response = owner_client.post("/api/v1/projects/", body, format="json")
+    assert response.status_code == 400
+    assert response.json()["code"] == "validation_error" and field in response.json()["details"]
+    assert not Project.objects.filter(slug="typed").exists()

@@ -158,9 +158,23 @@ def bench_inprocess(info: dict) -> None:
 
         client = Client()
         client.force_login(user)
+        story_key = Story.objects.filter(project__slug=LIST_PROJECT).order_by("-id").values_list("key", flat=True)[0]
+        p = f"{API}/projects/{LIST_PROJECT}"
         for name, url in (
-            ("story_list", f"{API}/projects/{LIST_PROJECT}/stories/?page_size=100"),
+            ("story_list", f"{p}/stories/?page_size=100"),
             ("project_list", f"{API}/projects/"),
+            ("backlog_list", f"{p}/backlogs/"),
+            ("status_list", f"{p}/statuses/"),
+            ("epic_list", f"{p}/epics/"),
+            ("member_list", f"{p}/members/"),
+            ("ready_list", f"{p}/ready/"),
+            ("dependency_list", f"{p}/stories/{story_key}/dependencies/"),
+            ("history_list", f"{p}/stories/{story_key}/history/"),
+            ("blockers_transitive", f"{p}/stories/{story_key}/blockers/?transitive=true"),
+            ("search", f"{API}/stories/?q=story&page_size=100"),
+            ("audit_list", f"{API}/audit/?page_size=100"),
+            ("project_dependency_list", f"{API}/project-dependencies/"),
+            ("session_list", f"{API}/sessions/"),
         ):
             with CaptureQueriesContext(connection) as ctx:
                 resp = client.get(url)

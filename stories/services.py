@@ -140,7 +140,9 @@ def _check_version(story: Story, expected_version: int | None) -> None:
 def _lock_story(story: Story) -> Story:
     """Re-read `story` under a row lock, so version checks and writes are serialized."""
     try:
-        return Story.objects.select_for_update().select_related("project", "status").get(pk=story.pk)
+        # of=("self",): lock the story row only. Without it PostgreSQL also locks the joined
+        # project and status rows, and every write in a project queues behind the slowest one.
+        return Story.objects.select_for_update(of=("self",)).select_related("project", "status").get(pk=story.pk)
     except Story.DoesNotExist:
         raise ConflictError(f"Story {story.key} no longer exists.") from None
 

@@ -415,6 +415,51 @@ def bench_http(info: dict) -> None:
 # --------------------------------------------------------------------------- report
 
 
+# (figure, target, label) drawn in docs/benchmarks.svg: each bar is the measured value as
+# a share of its target, so everything left of the target line meets it.
+PLOTTED = [
+    ("list_100_ratio_to_floor", 1.6, "story list over HTTP, × floor"),
+    ("list_100_inprocess_ratio_to_floor", 2.5, "story list in process, × floor"),
+    ("transitive_blockers_ms_100k", 50, "transitive blockers, ms (100k)"),
+    ("ready_ms_100k", 50, "ready list, ms (100k)"),
+    ("topo_order_ms_10k", 250, "topological order, ms (10k)"),
+    ("critical_path_ms_10k", 250, "critical path, ms (10k)"),
+    ("import_stories_per_s", 3000, "import, stories/s (target ÷ value)"),
+]
+HIGHER_IS_BETTER = {"import_stories_per_s"}
+
+
+def write_plot(path: Path) -> bool:
+    """A dependency-free SVG bar chart of the figures that have targets."""
+    bars = []
+    for name, target, label in PLOTTED:
+        value = results.get(name)
+        if isinstance(value, int | float):
+            bars.append((name, label, float(value), target))
+    if not bars:
+        return False
+    width, left, row, scale = 760, 250, 28, 300  # the target sits at left + scale
+    height = 50 + row * len(bars)
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif"'
+        ' font-size="12">',
+        f'<rect width="{width}" height="{height}" fill="white"/>',
+        '<text x="10" y="18" font-weight="bold">Measured value as a share of its target'
+        " (the line is the target; shorter is better)</text>",
+    ]
+    for i, (name, label, value, target) in enumerate(bars):
+        y = 34 + i * row
+        share = target / value if name in HIGHER_IS_BETTER else value / target
+        colour = "#4caf50" if share <= 1 else "#e53935"
+        out.append(f'<text x="{left - 8}" y="{y + 14}" text-anchor="end">{label}</text>')
+        out.append(f'<rect x="{left}" y="{y}" width="{min(share, 1.45) * scale:.1f}" height="18" fill="{colour}"/>')
+        out.append(f'<text x="{left + min(share, 1.45) * scale + 6:.1f}" y="{y + 14}">{value:g} / {target:g}</text>')
+    out.append(f'<line x1="{left + scale}" y1="28" x2="{left + scale}" y2="{height - 8}" stroke="black"/>')
+    out.append("</svg>")
+    path.write_text("\n".join(out) + "\n")
+    return True
+
+
 def write_report(info: dict, total_s: float) -> None:
     docs = ROOT / "docs"
     docs.mkdir(exist_ok=True)
@@ -452,6 +497,8 @@ def write_report(info: dict, total_s: float) -> None:
         lines += [f"- `{k}`: {v}" for k, v in sorted(unavailable.items())]
     if failures:
         lines += ["", "## Failed", ""] + [f"- `{f}`" for f in failures]
+    if write_plot(docs / "benchmarks.svg"):
+        lines += ["", "![each figure against its target](benchmarks.svg)"]
     notes = ROOT / "bench" / "NOTES.md"
     if notes.exists():
         lines += ["", notes.read_text().strip()]

@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/storyhub
 
-.PHONY: help venv run migrate seed test test-sqlite test-postgres lint bench fuzz clean
+.PHONY: help venv chromium run migrate seed test test-sqlite test-postgres lint bench fuzz clean
 
 help:
 	@echo "make run    - set up .venv, migrate, load demo data, serve on http://127.0.0.1:8000 (SQLite)"
@@ -36,11 +36,15 @@ lint: venv
 	DJANGO_SETTINGS_MODULE=storyhub.settings.test $(PY) manage.py check
 	DJANGO_SETTINGS_MODULE=storyhub.settings.test $(PY) manage.py spectacular --validate --fail-on-warn --file /dev/null
 
-test-sqlite: venv
+# Debian's chromium for the browser tests (tests/admin/test_browser.py); fails when CI=true and it cannot be installed.
+chromium:
+	bash scripts/ensure_chromium.sh
+
+test-sqlite: venv chromium
 	env -u DATABASE_URL $(PY) -m pytest
 
 # With CI=true a missing PostgreSQL is a failure; locally it is skipped with a warning.
-test-postgres: venv
+test-postgres: venv chromium
 	@if ! $(PY) scripts/wait_for_db.py --url "$$TEST_DATABASE_URL" --timeout 5; then \
 	  if [ "$$CI" = "true" ]; then echo "PostgreSQL is required when CI=true" >&2; exit 1; fi; \
 	  echo "WARNING: PostgreSQL not reachable at $$TEST_DATABASE_URL; skipping the PostgreSQL run." >&2; exit 0; \

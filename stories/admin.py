@@ -10,7 +10,9 @@ import importlib.util
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.contrib.admin.widgets import RelatedFieldWidgetWrapper
 from django.core.exceptions import PermissionDenied
+from django.db import models
 from django.db.models import Count
 from django.http import Http404, StreamingHttpResponse
 from django.template.response import TemplateResponse
@@ -328,7 +330,7 @@ class StoryAdminForm(forms.ModelForm):
                 if name in self.fields:
                     field = self.fields[name]
                     field.queryset = field.queryset.filter(project_id=self.instance.project_id)
-                    field.label_from_instance = str
+                    field.label_from_instance = lambda obj: obj.name
         elif "status" in self.fields:
             self.fields["status"].required = False
             self.fields["status"].help_text = "Leave empty for the project's default status."
@@ -339,6 +341,7 @@ class DependencyInlineMixin(ServiceInlineMixin):
     add_role = change_role = delete_role = Role.MEMBER
     model = StoryDependency
     extra = 0
+    formfield_overrides = {models.TextField: {"widget": forms.TextInput(attrs={"size": 60})}}
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name in ("story", "depends_on"):
@@ -479,6 +482,7 @@ class StoryAdmin(ServiceAdminMixin, ProjectScopedMixin, admin.ModelAdmin):
     autocomplete_fields = ("project",)
     inlines = (DependsOnInline, DependentsInline, StatusHistoryInline)
     actions = ("transition_selected", "move_to_backlog", "export_markdown_zip")
+    change_form_template = "admin/stories/story/change_form.html"
 
     # --- list
     def get_queryset(self, request):
@@ -535,6 +539,13 @@ class StoryAdmin(ServiceAdminMixin, ProjectScopedMixin, admin.ModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         fixed = ("points_min", "points_max", "created_at", "updated_at")
         return ("project", *fixed) if obj else fixed
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        field = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if db_field.name in ("status", "backlog", "epic") and isinstance(field.widget, RelatedFieldWidgetWrapper):
+            # Pick from the workflow here; editing or deleting it belongs on the project.
+            field.widget.can_change_related = field.widget.can_delete_related = False
+        return field
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "project":

@@ -1,3 +1,10 @@
-"""Import / export endpoints (filled in by the importer module)."""
+"""Import / export endpoints (stories.api.io_views), included under /api/v1/."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from . import io_views
+
+urlpatterns = [
+    path("projects/<str:slug>/import/", io_views.ProjectImportView.as_view(), name="project-import"),
+    path("projects/<str:slug>/export/", io_views.ProjectExportView.as_view(), name="project-export"),
+]

@@ -1,0 +1,161 @@
+"""Story files over HTTP: `POST projects/{slug}/import/` (multipart story files or zips)
+and `GET projects/{slug}/export/?format=markdown|json|csv` (streamed). Thin: the work is
+in stories.importer and stories.exporter; writes go through the bulk upsert service."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.http import StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import serializers
+from rest_framework.exceptions import ValidationError
+from rest_framework.parsers import MultiPartParser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from stories.exporter import CONTENT_TYPES, FORMATS, export_filename, stream_export
+from stories.importer import ImportLimits, import_sources, sources_from_uploads
+from stories.models import Backlog
+from storyhub.errors import ApplicationError, NotFoundError
+
+from .actions import parse_bool
+from .permissions import get_project_for, require_role
+
+# Upload bound for one import request (the importer's own limits apply on top).
+MAX_UPLOAD_BYTES = getattr(settings, "STORYHUB_IMPORT_MAX_UPLOAD_BYTES", 50_000_000)
+
+
+class ImportFailed(ApplicationError):
+    code = "import_failed"
+    http_status = 400
+
+
+class RequestTooLarge(ApplicationError):
+    code = "request_too_large"
+    http_status = 413
+
+
+class ImportFileResultSerializer(serializers.Serializer):
+    path = serializers.CharField()
+    outcome = serializers.ChoiceField(choices=["created", "updated", "unchanged", "failed", "skipped"])
+    key = serializers.CharField(allow_null=True)
+    line = serializers.IntegerField(required=False, allow_null=True)
+    reason = serializers.CharField(required=False)
+    warnings = serializers.ListField(child=serializers.CharField(), required=False)
+
+
+class ImportReportSerializer(serializers.Serializer):
+    dry_run = serializers.BooleanField()
+    written = serializers.BooleanField()
+    created = serializers.IntegerField()
+    updated = serializers.IntegerField()
+    unchanged = serializers.IntegerField()
+    failed = serializers.IntegerField()
+    files = ImportFileResultSerializer(many=True)
+
+
+class ImportFailedSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+    details = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
+    report = ImportReportSerializer()
+
+
+class ProjectImportView(APIView):
+    parser_classes = [MultiPartParser]
+
+    @extend_schema(
+        request={
+            "multipart/form-data": {
+                "type": "object",
+                "properties": {
+                    "files": {
+                        "type": "array",
+                        "items": {"type": "string", "format": "binary"},
+                        "description": "Story files (*.md, *.txt) and/or zips of them.",
+                    }
+                },
+                "required": ["files"],
+            }
+        },
+        parameters=[
+            OpenApiParameter("dry_run", OpenApiTypes.BOOL, description="validate and report, write nothing"),
+            OpenApiParameter("continue_on_error", OpenApiTypes.BOOL, description="write the good files"),
+            OpenApiParameter("backlog", str, description="put the stories into this backlog (slug)"),
+        ],
+        responses={
+            200: ImportReportSerializer,
+            400: OpenApiResponse(
+                description="A bad file (atomic: nothing written); `report` lists every file.",
+                response=ImportFailedSerializer,
+            ),
+        },
+    )
+    def post(self, request, slug):
+        project = get_project_for(request, slug)
+        require_role(request, project, "member")
+        dry_run = parse_bool(request, "dry_run")
+        continue_on_error = parse_bool(request, "continue_on_error")
+        backlog = None
+        if request.query_params.get("backlog"):
+            backlog = Backlog.objects.filter(project=project, slug=request.query_params["backlog"]).first()
+            if backlog is None:
+                message = f"No backlog '{request.query_params['backlog']}' in project '{project.slug}'."
+                raise NotFoundError(message, details={"backlog": [message]})
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+        if length > MAX_UPLOAD_BYTES:
+            raise RequestTooLarge(f"Uploads are limited to {MAX_UPLOAD_BYTES} bytes per request.")
+        uploads = [(f.name, f) for name in request.FILES for f in request.FILES.getlist(name)]
+        if not uploads:
+            raise ValidationError({"files": ["Upload story files (*.md, *.txt) or a zip as multipart 'files'."]})
+        sources = sources_from_uploads(uploads, ImportLimits())
+        report = import_sources(
+            sources,
+            project=project,
+            actor=request.user,
+            backlog=backlog,
+            dry_run=dry_run,
+            continue_on_error=continue_on_error,
+        )
+        body = report.as_dict()
+        if not report.ok and not continue_on_error:
+            failed = [f for f in report.files if f.outcome == "failed"]
+            raise ImportFailed(
+                f"{len(failed)} of {len(report.files)} files cannot be imported; nothing was written.",
+                details={f.path: [f"line {f.line}: {f.reason}" if f.line else f.reason] for f in failed},
+                extra={"report": body},
+            )
+        return Response(body)
+
+
+class ProjectExportView(APIView):
+    def perform_content_negotiation(self, request, force=False):
+        # The body is a zip, JSON or CSV whatever the Accept header says; errors are JSON.
+        return super().perform_content_negotiation(request, force=True)
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("format", str, enum=list(FORMATS), description="markdown (a zip), json or csv"),
+            OpenApiParameter("epic", str, description="only this epic (slug)"),
+            OpenApiParameter("status", str, description="only these statuses (slugs, comma-separated)"),
+        ],
+        responses={
+            (200, "application/zip"): OpenApiTypes.BINARY,
+            (200, "application/json"): OpenApiTypes.OBJECT,
+            (200, "text/csv"): OpenApiTypes.STR,
+        },
+    )
+    def get(self, request, slug):
+        project = get_project_for(request, slug)
+        fmt = request.query_params.get("format", "markdown")
+        if fmt not in FORMATS:
+            raise ValidationError({"format": [f"Give one of: {', '.join(FORMATS)}."]})
+        response = StreamingHttpResponse(
+            stream_export(
+                project, fmt, epic=request.query_params.get("epic"), status=request.query_params.get("status")
+            ),
+            content_type=CONTENT_TYPES[fmt],
+        )
+        response["Content-Disposition"] = f'attachment; filename="{export_filename(project, fmt)}"'
+        return response

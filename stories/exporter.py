@@ -1,0 +1,388 @@
+"""Export a project's stories as a markdown zip, JSON or CSV, streamed: stories are read
+in key order, 500 at a time, so memory stays flat however large the project is.
+
+- markdown: a zip with one story file per story at its `file_path` (else
+  `epic/KEY-slug.md`); see stories.storyfiles for how files are written back.
+- json: everything — the project's workflow, epics and backlogs, and each story with its
+  dependencies and status history.
+- csv: one row per story, with a header row, for spreadsheets.
+
+The output depends only on the stored data (zip entry times are the stories'
+`updated_at`), so exporting an unchanged project is byte-identical run to run.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import zipfile
+from collections import defaultdict
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import orjson
+from django.db.models import QuerySet
+from django.utils.text import slugify
+
+from .bulk import clean_value, match_status, normalize_status_word
+from .models import DEFAULT_STATUS_SLUG, Epic, Priority, Project, Status, StatusHistory, Story, StoryDependency
+from .storyfiles import ITEM_DEFAULTS, StoryFileError, export_path, parse_story_file, render_story_file
+
+FORMATS = ("markdown", "json", "csv")
+CONTENT_TYPES = {"markdown": "application/zip", "json": "application/json", "csv": "text/csv; charset=utf-8"}
+EXTENSIONS = {"markdown": "zip", "json": "json", "csv": "csv"}
+CHUNK = 500
+PRIORITY_WORDS = dict(Priority.choices)
+
+_VALUES = (
+    "id",
+    "key",
+    "title",
+    "backlog__slug",
+    "epic__slug",
+    "status__slug",
+    "status__category",
+    "priority",
+    "estimate",
+    "points_min",
+    "points_max",
+    "branch_name",
+    "file_path",
+    "owner",
+    "author",
+    "labels",
+    "created",
+    "last_updated",
+    "body",
+    "metadata",
+    "version",
+    "created_at",
+    "updated_at",
+)
+CSV_COLUMNS = (
+    "key",
+    "title",
+    "status",
+    "epic",
+    "backlog",
+    "priority",
+    "estimate",
+    "points_min",
+    "points_max",
+    "labels",
+    "dependencies",
+    "owner",
+    "author",
+    "branch_name",
+    "file_path",
+    "created",
+    "last_updated",
+    "version",
+)
+
+
+def export_filename(project: Project, fmt: str) -> str:
+    return f"{project.slug}-stories.{EXTENSIONS[fmt]}"
+
+
+def stories_for_export(project: Project, *, epic: str | None = None, status: str | None = None) -> QuerySet[Story]:
+    """The project's stories, filtered by epic slug and status slug(s) (comma-separated)."""
+    qs = Story.objects.filter(project=project)
+    if epic:
+        qs = qs.filter(epic__slug=epic)
+    if status:
+        qs = qs.filter(status__slug__in=[s.strip() for s in status.split(",") if s.strip()])
+    return qs
+
+
+def iter_story_dicts(queryset: QuerySet[Story], project_id: int, *, history: bool = False) -> Iterator[dict[str, Any]]:
+    """Story dicts in key order, CHUNK at a time (keyset pagination on the key)."""
+    last = None
+    while True:
+        page = queryset.order_by("key")
+        if last is not None:
+            page = page.filter(key__gt=last)
+        rows = list(page.values(*_VALUES)[:CHUNK])
+        if not rows:
+            return
+        last = rows[-1]["key"]
+        ids = [r["id"] for r in rows]
+        deps: dict[int, list[dict]] = defaultdict(list)
+        for d in (
+            StoryDependency.objects.filter(story_id__in=ids)
+            .order_by("story_id", "id")
+            .values(
+                "story_id",
+                "type",
+                "description",
+                "depends_on__key",
+                "depends_on__project_id",
+                "depends_on__project__slug",
+            )
+        ):
+            deps[d["story_id"]].append(d)
+        changes: dict[int, list[dict]] = defaultdict(list)
+        if history:
+            for h in (
+                StatusHistory.objects.filter(story_id__in=ids)
+                .order_by("story_id", "changed_at", "id")
+                .values(
+                    "story_id", "old_status__slug", "new_status__slug", "changed_by__username", "changed_at", "notes"
+                )
+            ):
+                changes[h["story_id"]].append(
+                    {
+                        "old_status": h["old_status__slug"],
+                        "new_status": h["new_status__slug"],
+                        "changed_by": h["changed_by__username"],
+                        "changed_at": h["changed_at"],
+                        "notes": h["notes"],
+                    }
+                )
+        for r in rows:
+            yield _story_dict(r, deps.get(r["id"], []), changes.get(r["id"]) if history else None, project_id)
+
+
+def _story_dict(r: dict, deps: list[dict], history: list[dict] | None, project_id: int) -> dict[str, Any]:
+    dependencies = []
+    for d in deps:
+        ref = d["depends_on__key"]
+        if d["depends_on__project_id"] != project_id:
+            ref = f"{d['depends_on__project__slug']}:{ref}"
+        entry = {"depends_on": ref, "type": d["type"]}
+        if d["description"]:
+            entry["description"] = d["description"]
+        dependencies.append(entry)
+    dependencies.sort(key=lambda e: e["depends_on"])
+    story = {
+        "key": r["key"],
+        "title": r["title"],
+        "backlog": r["backlog__slug"],
+        "epic": r["epic__slug"],
+        "status": r["status__slug"],
+        "status_category": r["status__category"],
+        "priority": PRIORITY_WORDS.get(r["priority"]),
+        "estimate": r["estimate"],
+        "points_min": r["points_min"],
+        "points_max": r["points_max"],
+        "branch_name": r["branch_name"],
+        "file_path": r["file_path"],
+        "owner": r["owner"],
+        "author": r["author"],
+        "labels": r["labels"],
+        "created": r["created"],
+        "last_updated": r["last_updated"],
+        "body": r["body"],
+        "metadata": r["metadata"],
+        "version": r["version"],
+        "created_at": r["created_at"],
+        "updated_at": r["updated_at"],
+        "dependencies": dependencies,
+    }
+    if history is not None:
+        story["history"] = history
+    return story
+
+
+# --------------------------------------------------------------------------- markdown
+
+
+class _Sink(io.RawIOBase):
+    """A write-only, unseekable stream whose bytes are taken out as they come."""
+
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+        self.position = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        self.chunks.append(bytes(data))
+        self.position += len(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self.position
+
+    def take(self) -> bytes:
+        out = b"".join(self.chunks)
+        self.chunks = []
+        return out
+
+
+class RoundTrip:
+    """Tells whether a story file imports back to exactly a given story (in this project)."""
+
+    def __init__(self, project: Project):
+        self.project = project
+        self.statuses = {s.slug: s for s in Status.objects.filter(project=project)}
+        self.by_name = {normalize_status_word(s.name): s for s in self.statuses.values()}
+        self.epics = set(Epic.objects.filter(project=project).values_list("slug", flat=True))
+        self.default_status = project.settings.get("default_status", DEFAULT_STATUS_SLUG)
+
+    def same(self, text: str, path: str, story: dict[str, Any]) -> bool:
+        try:
+            item = {**ITEM_DEFAULTS, **parse_story_file(text, path).item}
+        except StoryFileError:
+            return False
+        try:
+            if item["key"] != story["key"] or item["file_path"] != story["file_path"]:
+                return False
+            for name in ("title", "estimate", "branch_name", "owner", "author", "labels", "created", "last_updated"):
+                if clean_value(name, item[name]) != story[name]:
+                    return False
+            if item["body"] != story["body"] or clean_value("metadata", item["metadata"]) != story["metadata"]:
+                return False
+            if PRIORITY_WORDS[clean_value("priority", item["priority"])] != story["priority"]:
+                return False
+        except Exception:  # noqa: BLE001 - any value the importer would refuse is "not the same"
+            return False
+        status = item.get("status")
+        if status in (None, ""):
+            if story["status"] != self.default_status:
+                return False
+        else:
+            found = match_status(str(status), self.statuses, self.by_name)
+            if found is None or found.slug != story["status"]:
+                return False
+        epic = item["epic"]
+        if epic in (None, ""):
+            epic_slug = None
+        else:
+            text_ = str(epic).strip()
+            epic_slug = text_ if text_ in self.epics else slugify(text_)[:100]
+        if epic_slug != story["epic"]:
+            return False
+        return _deps_of(item["depends_on"], self.project.slug) == sorted(
+            (d["depends_on"], d["type"], d.get("description", "")) for d in story["dependencies"]
+        )
+
+
+def _deps_of(value: Any, own_slug: str) -> list[tuple[str, str, str]] | None:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list):
+        return None
+    out = []
+    for entry in value:
+        if isinstance(entry, dict):
+            ref, kind, description = (
+                entry.get("depends_on", entry.get("key")),
+                entry.get("type", "blocks"),
+                entry.get("description") or "",
+            )
+        else:
+            ref, kind, description = entry, "blocks", ""
+        ref = str(ref).strip()
+        if ref.startswith(f"{own_slug}:"):
+            ref = ref.split(":", 1)[1]
+        if (ref, kind, description) not in out:
+            out.append((ref, kind, description))
+    return sorted(out)
+
+
+def stream_markdown(project: Project, queryset: QuerySet[Story]) -> Iterator[bytes]:
+    sink = _Sink()
+    checker = RoundTrip(project)
+    used: set[str] = set()
+    with zipfile.ZipFile(sink, mode="w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for story in iter_story_dicts(queryset, project.pk):
+            path = export_path(story)
+            if path in used:
+                path = export_path({**story, "file_path": ""})
+                if path in used:
+                    path = f"{path.rsplit('.', 1)[0]}-{story['key']}.md"
+            used.add(path)
+            text = render_story_file(story, path, imports_as=lambda t, p=path, s=story: checker.same(t, p, s))
+            info = zipfile.ZipInfo(path, date_time=_zip_time(story["updated_at"]))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            archive.writestr(info, text.encode("utf-8"))
+            yield sink.take()
+    yield sink.take()
+
+
+def _zip_time(when: dt.datetime) -> tuple[int, int, int, int, int, int]:
+    when = when.astimezone(dt.UTC) if when.tzinfo else when
+    if when.year < 1980:
+        return (1980, 1, 1, 0, 0, 0)
+    return (when.year, when.month, when.day, when.hour, when.minute, when.second)
+
+
+# --------------------------------------------------------------------------- json and csv
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return float(value)
+    raise TypeError(type(value).__name__)
+
+
+def stream_json(project: Project, queryset: QuerySet[Story]) -> Iterator[bytes]:
+    head = {
+        "format": "storyhub-export",
+        "version": 1,
+        "project": {
+            "slug": project.slug,
+            "name": project.name,
+            "description": project.description,
+            "statuses": list(
+                Status.objects.filter(project=project)
+                .order_by("order", "slug")
+                .values("slug", "name", "category", "order", "allowed_transitions")
+            ),
+            "epics": list(Epic.objects.filter(project=project).order_by("slug").values("slug", "name", "description")),
+            "backlogs": list(project.backlogs.order_by("slug").values("slug", "name", "type", "status")),
+        },
+    }
+    opening = orjson.dumps(head, default=_json_default)
+    yield opening[:-1] + b',"stories":['
+    first = True
+    for story in iter_story_dicts(queryset, project.pk, history=True):
+        yield (b"" if first else b",") + orjson.dumps(story, default=_json_default)
+        first = False
+    yield b"]}\n"
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, Decimal):
+        value = format(value.normalize(), "f")
+    text = str(value)
+    # Spreadsheets run cells that start like a formula; keep them text.
+    if text[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + text
+    return text
+
+
+def stream_csv(project: Project, queryset: QuerySet[Story]) -> Iterator[bytes]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(CSV_COLUMNS)
+    for n, story in enumerate(iter_story_dicts(queryset, project.pk), start=1):
+        row = dict(story)
+        row["labels"] = "; ".join(story["labels"] or [])
+        row["dependencies"] = " ".join(
+            d["depends_on"] if d["type"] == "blocks" else f"{d['depends_on']}({d['type']})"
+            for d in story["dependencies"]
+        )
+        writer.writerow([_cell(row[c]) for c in CSV_COLUMNS])
+        if n % CHUNK == 0:
+            yield buffer.getvalue().encode("utf-8")
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue().encode("utf-8")
+
+
+def stream_export(project: Project, fmt: str, *, epic: str | None = None, status: str | None = None) -> Iterator[bytes]:
+    """The export of `project` in `fmt` (markdown / json / csv), as a stream of bytes."""
+    if fmt not in FORMATS:
+        raise ValueError(fmt)
+    queryset = stories_for_export(project, epic=epic, status=status)
+    return {"markdown": stream_markdown, "json": stream_json, "csv": stream_csv}[fmt](project, queryset)

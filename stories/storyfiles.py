@@ -1,0 +1,430 @@
+"""One story file in and out: markdown with YAML front matter (PRODUCT.md, "Story file
+format"), or plain markdown in the style of `# Story 1.3: Title` + `Status: done`.
+
+`parse_story_file(text, path)` turns a file into a bulk item (stories.bulk) plus warnings;
+`render_story_file(story, path)` turns a stored story back into a file. Rendering prefers
+the file exactly as it was imported (its front matter is kept, verbatim, in
+``metadata["_front_matter"]``; ``None`` there means the file had none) whenever that text
+still imports to the story as it is now, so an unchanged story exports byte for byte;
+otherwise it writes the same keys in the same order with the current values.
+
+YAML is read with a safe loader only (libyaml's CSafeLoader when available).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import Any
+
+import yaml
+
+SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+# The key in metadata holding the original front matter (None: the file had none).
+SOURCE_KEY = "_front_matter"
+
+# Front-matter key → bulk item field, for the keys StoryHub models.
+MODELED = {
+    "id": "key",
+    "title": "title",
+    "branch_name": "branch_name",
+    "epic": "epic",
+    "status": "status",
+    "priority": "priority",
+    "estimate": "estimate",
+    "dependencies": "depends_on",
+    "labels": "labels",
+    "tags": "labels",
+    "created": "created",
+    "author": "author",
+    "owner": "owner",
+    "last_updated": "last_updated",
+}
+# The order a story file's keys are written in when no original order is known.
+CANONICAL_ORDER = (
+    "id",
+    "title",
+    "branch_name",
+    "epic",
+    "status",
+    "priority",
+    "estimate",
+    "dependencies",
+    "labels",
+    "created",
+    "author",
+    "owner",
+    "last_updated",
+)
+FIELD_TO_KEY = {"key": "id", "depends_on": "dependencies"}
+ITEM_FIELDS_FROM_BODY = ("body",)
+# What an imported file means by a key it leaves out: the file is the story's truth, so a
+# removed key clears the field. Status is the exception: a file without one leaves the
+# story's status alone (new stories get the project's default status).
+ITEM_DEFAULTS = {
+    "epic": None,
+    "priority": "medium",
+    "estimate": "",
+    "depends_on": [],
+    "labels": [],
+    "created": None,
+    "last_updated": None,
+    "author": "",
+    "owner": "",
+    "branch_name": "",
+}
+
+_HEADING_RE = re.compile(r"^#[ \t]+(.+?)[ \t]*#*[ \t]*$", re.MULTILINE)
+_KEY_HEADING_RE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)\s*:\s+(.+)$")
+_LABEL_HEADING_RE = re.compile(r"^([^:]{1,60}?)\s*:\s+(.+)$")
+_STATUS_LINE_RE = re.compile(r"^[ \t]*(?:[*_]{0,2})Status(?:[*_]{0,2}):(?:[*_]{0,2})[ \t]*(.+?)[ \t]*$", re.MULTILINE)
+_STATUS_HEADING_RE = re.compile(r"^#{2,6}[ \t]+Status[ \t]*\n(?:[ \t]*\n)*[ \t]*(.+?)[ \t]*$", re.MULTILINE)
+
+
+class StoryFileError(Exception):
+    """A file that cannot be imported: `reason`, and the 1-based `line` when known."""
+
+    def __init__(self, reason: str, *, line: int | None = None, field: str | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.line = line
+        self.field = field
+
+
+@dataclass
+class ParsedFile:
+    path: str
+    item: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+    lines: dict[str, int] = field(default_factory=dict)  # item field → 1-based line (body)
+    front: str | None = None
+    sources: dict[str, str] = field(default_factory=dict)  # item field → front-matter key
+
+    def line_of(self, item_field: str | None) -> int | None:
+        """The line an item field came from (worked out only when an error needs it)."""
+        name = item_field or ""
+        if name in self.lines:
+            return self.lines[name]
+        if name in self.sources and self.front:
+            return _key_lines(self.front).get(self.sources[name])
+        if name == "metadata" or (self.front and name not in ITEM_FIELDS_FROM_BODY):
+            return 2 if self.front else None
+        return None
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def decode(data: bytes) -> str:
+    """UTF-8 text of a file, or StoryFileError naming the line of the first bad byte."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise StoryFileError(
+            f"not valid UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start})", line=line
+        ) from None
+    return text
+
+
+def split_front_matter(text: str) -> tuple[str | None, str, str]:
+    """(front matter text or None, body, newline) — the body verbatim after the closing
+    '---' line."""
+    for newline in ("\n", "\r\n"):
+        opening = "---" + newline
+        if text.startswith(opening):
+            rest = text[len(opening) :]
+            if rest.startswith("---" + newline):
+                return "", rest[len(opening) :], newline
+            end = rest.find(newline + "---" + newline)
+            if end >= 0:
+                return rest[: end + len(newline)], rest[end + len(newline) + len(opening) :], newline
+            if rest.endswith(newline + "---"):
+                return rest[:-3], "", newline
+            raise StoryFileError("front matter is not closed: no '---' line after the opening one", line=1)
+    return None, text, "\n"
+
+
+def load_front_matter(front: str) -> dict[str, Any]:
+    try:
+        data = yaml.load(front, Loader=SafeLoader)  # noqa: S506 - a safe loader
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        # An error found at the end of the front matter is reported on its last line.
+        line = min(mark.line + 2, front.count("\n") + 1) if mark is not None else None
+        problem = " ".join(str(p) for p in (exc.context, exc.problem) if p)
+        raise StoryFileError(f"malformed YAML front matter: {problem}", line=line) from None
+    except yaml.YAMLError as exc:
+        raise StoryFileError(f"malformed YAML front matter: {exc}", line=2) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        kind = type(data).__name__
+        raise StoryFileError(f"front matter must be a mapping of keys to values, not a {kind}", line=2)
+    return data
+
+
+def _key_lines(front: str) -> dict[str, int]:
+    lines = {}
+    for number, line in enumerate(front.splitlines(), start=2):
+        match = re.match(r"([A-Za-z0-9_][^:\s]*)\s*:", line)
+        if match and match.group(1) not in lines:
+            lines[match.group(1)] = number
+    return lines
+
+
+def _line_at(text: str, offset: int) -> int:
+    return text.count("\n", 0, offset) + 1
+
+
+def generated_key(path: str, label: str | None) -> str:
+    """A key for a file that gives none: readable (from the heading's label, e.g.
+    "Story 1.3", else the file's name) and unique and stable per relative path."""
+    digest = hashlib.sha1(path.encode("utf-8"), usedforsecurity=False).hexdigest()[:8]
+    base = label or PurePosixPath(path).stem
+    prefix = re.sub(r"[^A-Za-z0-9.]+", "-", base).strip("-.").upper()[:40].strip("-.")
+    return f"{prefix}-{digest}" if prefix else f"STORY-{digest}"
+
+
+def _scalar_text(value: Any, name: str, parsed: ParsedFile) -> str:
+    if isinstance(value, dict | list):
+        kind = type(value).__name__
+        line = _key_lines(parsed.front or "").get(name)
+        raise StoryFileError(f"'{name}' must be a single value, not a {kind}", line=line, field=name)
+    return "" if value is None else str(value)
+
+
+def parse_story_file(text: str, path: str) -> ParsedFile:
+    """A bulk item for the story in `text` (the file at relative `path`)."""
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    front, body, _newline = split_front_matter(text)
+    data = load_front_matter(front) if front is not None else {}
+    parsed = ParsedFile(path=path, item={}, front=front)
+    item = parsed.item
+    metadata: dict[str, Any] = {}
+    for name, value in data.items():
+        target = MODELED.get(name) if isinstance(name, str) else None
+        if target is None or (name == "tags" and "labels" in data):
+            metadata[str(name)] = value
+            continue
+        item[target] = value
+        parsed.sources[target] = name
+    for name in ("key", "title", "epic", "status", "estimate", "branch_name", "author", "owner"):
+        if name in item and item[name] is not None:
+            item[name] = _scalar_text(item[name], parsed.sources.get(name, name), parsed)
+    metadata[SOURCE_KEY] = front
+    item["metadata"] = metadata
+    item["body"] = body
+    item["file_path"] = path
+
+    heading = _HEADING_RE.search(body)
+    heading_key = heading_title = heading_label = None
+    if heading:
+        text_ = heading.group(1).strip()
+        match = _KEY_HEADING_RE.match(text_)
+        if match and any(ch.isdigit() for ch in match.group(1)):
+            heading_key, heading_title = match.group(1), match.group(2).strip()
+        else:
+            label = _LABEL_HEADING_RE.match(text_)
+            if label:
+                heading_label, heading_title = label.group(1).strip(), label.group(2).strip()
+            else:
+                heading_title = text_
+    offset = (len(text) - len(body)) if front is not None else 0
+    first_body_line = _line_at(text, offset)
+    if not item.get("key"):
+        if heading_key:
+            item["key"] = heading_key
+            parsed.lines["key"] = first_body_line + _line_at(body, heading.start()) - 1
+        else:
+            item["key"] = generated_key(path, heading_label)
+            parsed.warnings.append(f"no id in the file; generated key {item['key']} from its path")
+    if not item.get("title"):
+        if not heading_title:
+            raise StoryFileError("no title: give `title:` in the front matter or a '# KEY: Title' heading", line=1)
+        item["title"] = heading_title
+        parsed.lines["title"] = first_body_line + _line_at(body, heading.start()) - 1
+    if item.get("status") in (None, ""):
+        found = _STATUS_LINE_RE.search(body) or _STATUS_HEADING_RE.search(body)
+        if found:
+            item["status"] = found.group(1).strip().strip("*_` ")
+            parsed.lines["status"] = first_body_line + _line_at(body, found.start(1)) - 1
+        else:
+            item.pop("status", None)
+    return parsed
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def _flow_plain(text: str) -> bool:
+    return bool(re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9 _./+-]*", text)) and not text.endswith(" ")
+
+
+def _block_plain(text: str) -> bool:
+    return bool(re.fullmatch(r"[A-Za-z0-9_(][A-Za-z0-9 _./()+,'&-]*", text)) and not text.endswith(" ")
+
+
+_RESOLVER = yaml.resolver.Resolver()
+
+
+def _is_str(text: str) -> bool:
+    return _RESOLVER.resolve(yaml.ScalarNode, text, (True, False)) == "tag:yaml.org,2002:str"
+
+
+def yaml_scalar(value: Any, *, flow: bool = False, quote: bool = False) -> str:
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, int | float):
+        return json.dumps(value)
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    text = str(value)
+    plain = _flow_plain(text) if flow else _block_plain(text)
+    if not quote and plain and _is_str(text):
+        return text
+    return _UNSAFE_IN_YAML.sub(_escape_char, json.dumps(text, ensure_ascii=False))
+
+
+# Characters YAML does not accept in a stream, or reads as line breaks (NEL, U+2028/9):
+# written as escapes inside double quotes.
+_UNSAFE_IN_YAML = re.compile("[^\x09\x0a\x0d\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _escape_char(match: re.Match) -> str:
+    code = ord(match.group())
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def yaml_value(value: Any, indent: int = 0, *, flow: bool = False, quote: bool = False) -> str:
+    """The YAML for `value` after 'key:' (house style: flow lists, block mappings)."""
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(yaml_value(v, indent, flow=True) for v in value) + "]"
+    if isinstance(value, dict):
+        if not value:
+            return "{}"
+        if flow:
+            return (
+                "{"
+                + ", ".join(f"{yaml_scalar(k, flow=True)}: {yaml_value(v, flow=True)}" for k, v in value.items())
+                + "}"
+            )
+        pad = " " * (indent + 2)
+        parts = [f"\n{pad}{yaml_scalar(str(k))}:{_after_colon(v, indent + 2)}" for k, v in value.items()]
+        return "".join(parts)
+    return yaml_scalar(value, flow=flow, quote=quote)
+
+
+def _after_colon(value: Any, indent: int) -> str:
+    rendered = yaml_value(value, indent)
+    return rendered if rendered.startswith("\n") else " " + rendered
+
+
+def story_front_matter(values: Mapping[str, Any], order: list[str]) -> str:
+    """Front matter text for `values` (front-matter key → value) in `order`."""
+    lines = []
+    for key in order:
+        value = values[key]
+        if key == "estimate" and isinstance(value, str):
+            rendered = " " + yaml_scalar(value, quote=True)  # house style: estimate: "3sp"
+        else:
+            rendered = _after_colon(value, 0)
+        lines.append(f"{yaml_scalar(key)}:{rendered}")
+    return "\n".join(lines) + "\n"
+
+
+def front_matter_values(story: Mapping[str, Any]) -> dict[str, Any]:
+    """Front-matter key → value for an exported story dict (see stories.exporter)."""
+    values: dict[str, Any] = {"id": story["key"], "title": story["title"]}
+    for name in ("branch_name", "epic", "status", "priority", "estimate"):
+        values[name] = story.get(name)
+    deps = []
+    for dep in story.get("dependencies", ()):
+        if dep.get("type", "blocks") == "blocks" and not dep.get("description"):
+            deps.append(dep["depends_on"])
+        else:
+            entry = {"key": dep["depends_on"], "type": dep.get("type", "blocks")}
+            if dep.get("description"):
+                entry["description"] = dep["description"]
+            deps.append(entry)
+    values["dependencies"] = deps
+    values["labels"] = list(story.get("labels") or [])
+    for name in ("created", "author", "owner", "last_updated"):
+        values[name] = story.get(name)
+    return values
+
+
+def render_story_file(story: Mapping[str, Any], path: str, *, imports_as: Callable[[str], bool]) -> str:
+    """The file for `story` (a dict as built by stories.exporter). `imports_as(text)` tells
+    whether a candidate text imports back to exactly this story; the original file is
+    preferred when it does."""
+    metadata = dict(story.get("metadata") or {})
+    body = story.get("body") or ""
+    if SOURCE_KEY in metadata:
+        source = metadata[SOURCE_KEY]
+        if source is None:
+            candidate = body
+        elif isinstance(source, str):
+            newline = "\r\n" if "\r\n" in source else "\n"
+            candidate = f"---{newline}{source}---{newline}{body}"
+        else:
+            candidate = None
+        if candidate is not None and imports_as(candidate):
+            return candidate
+    source = metadata.pop(SOURCE_KEY, None)
+    values = front_matter_values(story)
+    original_order: list[str] = []
+    if isinstance(source, str):
+        try:
+            original_order = [str(k) for k in load_front_matter(source)]
+        except StoryFileError:
+            original_order = []
+    if "tags" in original_order and "labels" not in original_order:
+        values["tags"] = values.pop("labels")
+    wanted = {k: v for k, v in values.items() if k in ("id", "title", "status", "priority") or _present(v)}
+    for key in ("dependencies", "labels", "tags"):
+        if key in original_order and key in values:
+            wanted[key] = values[key]
+    wanted.update(metadata)
+    order = [k for k in original_order if k in wanted]
+    order += [k for k in CANONICAL_ORDER if k in wanted and k not in order]
+    order += sorted(k for k in wanted if k not in order)
+    return f"---\n{story_front_matter(wanted, order)}---\n{body}"
+
+
+def _present(value: Any) -> bool:
+    return value not in (None, "", [], {})
+
+
+def export_path(story: Mapping[str, Any]) -> str:
+    """Where a story goes in a markdown export: its file_path when that is a safe relative
+    path, else `epic/KEY-slug.md`."""
+    raw = (story.get("file_path") or "").replace("\\", "/")
+    if raw and safe_relative_path(raw):
+        return raw
+    from django.utils.text import slugify
+
+    slug = slugify(story["title"])[:60].strip("-")
+    name = f"{story['key']}-{slug}.md" if slug else f"{story['key']}.md"
+    return f"{story.get('epic') or 'no-epic'}/{name}"
+
+
+def safe_relative_path(path: str) -> bool:
+    """A relative path without '..', drive letters, NULs or empty parts."""
+    if not path or path.startswith(("/", "\\")) or "\x00" in path or "\\" in path:
+        return False
+    if re.match(r"^[A-Za-z]:", path):
+        return False
+    parts = path.split("/")
+    return all(part not in ("", ".", "..") for part in parts)

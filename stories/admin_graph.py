@@ -138,8 +138,19 @@ def project_graph(project: Project) -> dict:
         layers.setdefault(node.depth, []).append(node)
     x = MARGIN
     height = 0
+    placed: dict[int, int] = {}  # pk → rank in the drawing order so far
     for depth in sorted(layers):
-        members = sorted(layers[depth], key=lambda n: (n.external, STATES[n.state][1], -n.priority, n.label))
+        if depth == 0:
+            members = sorted(layers[depth], key=lambda n: (n.external, STATES[n.state][1], -n.priority, n.label))
+        else:
+            # Next to what they wait for (mean rank of their blockers), so arrows stay short.
+            def near_blockers(n: Node) -> tuple:
+                ranks = [placed[b] for b in n.blockers if b in placed]
+                return (sum(ranks) / len(ranks) if ranks else float("inf"), n.external, n.label)
+
+            members = sorted(layers[depth], key=near_blockers)
+        for member in members:
+            placed[member.pk] = len(placed)
         columns = [members[i : i + MAX_ROWS] for i in range(0, len(members), MAX_ROWS)]
         for column in columns:
             for row, node in enumerate(column):

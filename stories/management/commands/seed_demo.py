@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 import random
+from collections import defaultdict
+from pathlib import Path
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
@@ -12,6 +15,7 @@ from django.db import transaction
 from audit.context import write_context
 from stories import services
 from stories.factories import BacklogFactory, EpicFactory, MemberFactory, ProjectFactory, StoryFactory, UserFactory
+from stories.importer import import_stories
 from stories.models import Project, ProjectMember, Story
 
 DEMO_PROJECTS = [
@@ -31,6 +35,12 @@ TITLES = [
     "Review {x}",
     "Test {x}",
 ]
+# The story files of the original requests (docs/seed-stories/), imported like a user's
+# files. 000 and 002 are two versions of INF-013, so they go to different projects.
+SEED_STORY_DIR = Path(settings.BASE_DIR) / "docs" / "seed-stories"
+SEED_STORY_PROJECT = ("seed-stories", "Seed story files")
+SEED_STORY_PROJECTS = {"002_3c9acf64790a9b98.txt": "plan-pipe"}
+
 THINGS = [
     "schema",
     "sessions",
@@ -61,11 +71,41 @@ class Command(BaseCommand):
                 self.stdout.write("Demo data already present; nothing to do.")
             else:
                 self._build(admin)
+            self._import_seed_stories(admin)
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo ready. Admin login: {username} / {password if 'DEMO_ADMIN_PASSWORD' not in os.environ else '(from DEMO_ADMIN_PASSWORD)'}"
             )
         )
+
+    def _import_seed_stories(self, admin):
+        """Import docs/seed-stories/ (idempotent: a second run reports them unchanged)."""
+        files = sorted(SEED_STORY_DIR.glob("*.txt")) if SEED_STORY_DIR.is_dir() else []
+        if not files:
+            return
+        slug, name = SEED_STORY_PROJECT
+        if not Project.objects.filter(slug=slug).exists():
+            project = ProjectFactory(slug=slug, name=name, actor=admin, description="The seed requests' story files.")
+            for user, role in (("planner", "admin"), ("developer", "member"), ("auditor", "viewer")):
+                member = get_user_model().objects.filter(username=user).first()
+                if member is not None:
+                    MemberFactory(project=project, user=member, role=role, actor=admin)
+        groups: dict[str, list[Path]] = defaultdict(list)
+        for path in files:
+            groups[SEED_STORY_PROJECTS.get(path.name, slug)].append(path)
+        for target, paths in groups.items():
+            project = Project.objects.filter(slug=target).first()
+            if project is None:
+                continue
+            report = import_stories(paths, project=project, actor=admin)
+            counts = report.as_dict()
+            self.stdout.write(
+                f"  {target}: seed story files — {counts['created']} created, {counts['updated']} updated, "
+                f"{counts['unchanged']} unchanged, {counts['failed']} failed"
+            )
+            for result in report.files:
+                if result.outcome == "failed":
+                    self.stdout.write(self.style.ERROR(f"    {result.path}: {result.reason}"))
 
     @transaction.atomic
     def _build(self, admin):

@@ -106,7 +106,7 @@ _STORY_COLUMNS = (
     "updated_at",
 )
 _DEPENDENCY_TYPES = frozenset(StoryDependency.Type.values)
-_ALLOWED_KEYS = frozenset({"key", *ITEM_FIELDS})
+_ALLOWED_KEYS = frozenset({"key", "dependencies", *ITEM_FIELDS})
 _KEY_RE = re.compile(story_key_validator.regex.pattern)
 _PRIORITY_WORDS = {label: value for value, label in Priority.choices}
 _MAX_POINTS = 99999  # points_min / points_max are DECIMAL(7, 2)
@@ -488,8 +488,12 @@ class _Upsert:
                 if not slug:
                     errors.add(index, key, "epic", f"'{text}' cannot be used as an epic name.")
                 item.epic_slug, item.epic_name = slug, text[:200]
-        if "depends_on" in raw:
-            item.deps = self._parse_deps(index, key, raw["depends_on"])
+        if "depends_on" in raw and "dependencies" in raw:
+            errors.add(index, key, "dependencies", "Give depends_on or dependencies (the same list), not both.")
+        elif "depends_on" in raw or "dependencies" in raw:
+            # "dependencies" is the story files' name for the same list.
+            deps = raw["depends_on"] if "depends_on" in raw else raw["dependencies"]
+            item.deps = self._parse_deps(index, key, deps)
         return item if len(errors.rows) == before else _Item(index=index, key=key, data={})
 
     def _slugify(self, text: str) -> str:

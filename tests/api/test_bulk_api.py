@@ -262,3 +262,11 @@ def test_bulk_unchanged_reimport_reads_only(member_client, project):
     writes = [q for q in writes if "sessions" not in q and "api_keys" not in q]
     assert writes == []
     assert len(ctx.captured_queries) < 15
+
+
+def test_bulk_accepts_dependencies_as_in_story_files(member_client, project):
+    items = [{"key": "F-1", "title": "a", "dependencies": ["F-2"]}, {"key": "F-2", "title": "b"}]
+    assert post(member_client, items).status_code == 200
+    assert deps_of("F-1") == {"F-2"}
+    both = post(member_client, [{"key": "F-3", "title": "c", "dependencies": [], "depends_on": []}])
+    assert both.status_code == 400 and both.json()["details"]["items"][0]["field"] == "dependencies"

@@ -76,6 +76,17 @@ def test_sessions_list_and_revoke(superuser, story):
     # The admin's own session is untouched.
     assert Session.objects.filter(user=superuser).exists()
     assert admin.get(reverse("admin:sessions_app_session_add")).status_code == 403
+    # One session deleted from its own page is revoked the same way.
+    mine = Session.objects.filter(user=superuser).first()
+    bob_store = SessionStore()
+    bob_store["_auth_user_id"] = str(UserFactory(username="bob").pk)
+    bob_store.create()
+    delete = reverse("admin:sessions_app_session_delete", args=[bob_store.session_key])
+    assert admin.get(delete).status_code == 200
+    assert admin.post(delete, {"post": "yes"}).status_code == 302
+    assert not Session.objects.filter(sid=bob_store.session_key).exists()
+    assert AuditLog.objects.filter(action="session.revoked").count() == 2
+    assert Session.objects.filter(sid=mine.sid).exists()
 
 
 def test_revoke_all_sessions_from_the_user_list(su_client):

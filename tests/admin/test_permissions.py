@@ -31,7 +31,9 @@ def test_changelists_show_only_member_projects(staff_client, story, foreign_stor
     assert [p.slug for p in projects.context["cl"].result_list] == ["plan-pipe"]
     audit = client.get(reverse("admin:audit_auditlog_changelist"))
     assert audit.status_code == 200
-    assert all(r.details.get("project") != "secret" for r in audit.context["cl"].result_list)
+    rows = audit.context["cl"].result_list
+    assert rows and all(r.details.get("project") == "plan-pipe" or r.entity_type == "project" for r in rows)
+    assert all(r.details.get("project") != "secret" and r.entity_id != str(foreign_story.project_id) for r in rows)
     assert "SEC-001" not in client.get(url("statushistory_changelist")).content.decode()
 
 

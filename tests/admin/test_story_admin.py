@@ -232,3 +232,41 @@ def test_export_action_follows_the_exporter(su_client, story, make_story, owner)
         CHANGELIST, {"action": "export_markdown_zip", "_selected_action": [story.pk, foreign.pk]}, follow=True
     )
     assert any("one project" in m for m in messages_of(mixed))
+
+
+def test_invalid_key_is_a_field_error(su_client, project):
+    page = su_client.get(reverse("admin:stories_story_add"))
+    data = admin_form_data(page)
+    data.update(project=project.pk, key="bad key:1", title="x", priority="2")
+    response = su_client.post(reverse("admin:stories_story_add"), data)
+    assert response.status_code == 200
+    assert "key" in response.context["adminform"].form.errors
+    assert not Story.objects.filter(title="x").exists()
+
+
+def test_changing_a_link_type_replaces_the_link(su_client, story, make_story, owner):
+    blocker = make_story("INF-002")
+    services.dependency_add(actor=owner, story=story, depends_on=blocker)
+    data = admin_form_data(su_client.get(change_url(story)))
+    data["dependencies-0-type"] = "relates"
+    response = su_client.post(change_url(story), data)
+    assert response.status_code == 302
+    assert StoryDependency.objects.get(story=story).type == "relates"
+    actions = list(
+        AuditLog.objects.filter(entity_type="story_dependency").order_by("id").values_list("action", flat=True)
+    )
+    assert actions == ["dependency.added", "dependency.removed", "dependency.added"]
+
+
+def test_body_is_kept_exactly(su_client, story):
+    """A browser posts CRLF line breaks; the stored markdown keeps LF and its final newline."""
+    data = admin_form_data(su_client.get(change_url(story)))
+    data["body"] = "# INF-001\r\n\r\nNew text.\r\n"
+    assert su_client.post(change_url(story), data).status_code == 302
+    story.refresh_from_db()
+    assert story.body == "# INF-001\n\nNew text.\n"
+    data = admin_form_data(su_client.get(change_url(story)))
+    data["body"] = data["body"].replace("\n", "\r\n")
+    assert su_client.post(change_url(story), data).status_code == 302
+    story.refresh_from_db()
+    assert story.version == 2  # the second save changed nothing

@@ -111,6 +111,11 @@ def database_config(url: str) -> dict:
         else:
             config["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
         options.setdefault("connect_timeout", env.int("DB_CONNECT_TIMEOUT", default=5))
+        # Milliseconds, 0 = no limit. A statement that runs longer is cancelled and the
+        # request answers 503 database_timeout (storyhub.middleware) instead of holding a worker.
+        statement_timeout = env.int("DB_STATEMENT_TIMEOUT", default=0)
+        if statement_timeout:
+            options["options"] = f"{options.get('options', '')} -c statement_timeout={statement_timeout}".strip()
     config["ATOMIC_REQUESTS"] = False
     return config
 

@@ -134,3 +134,15 @@ def test_handler500_turns_a_database_failure_outside_a_view_into_503():
     except RuntimeError:
         response = middleware.server_error(request)
     assert response.status_code == 500
+
+
+def test_statement_timeout_setting_bounds_every_postgres_statement(monkeypatch):
+    from storyhub.settings.base import database_config
+
+    monkeypatch.delenv("DB_STATEMENT_TIMEOUT", raising=False)
+    assert "options" not in database_config("postgres://u@db.example:5432/storyhub")["OPTIONS"]
+    monkeypatch.setenv("DB_STATEMENT_TIMEOUT", "1500")
+    assert database_config("postgres://u@db.example:5432/storyhub")["OPTIONS"]["options"] == (
+        "-c statement_timeout=1500"
+    )
+    assert "options" not in database_config("sqlite:///db.sqlite3")["OPTIONS"]

@@ -488,6 +488,14 @@ class StoryAdmin(ServiceAdminMixin, ProjectScopedMixin, admin.ModelAdmin):
     def get_queryset(self, request):
         return self.scope_queryset(request, super().get_queryset(request))
 
+    def get_search_results(self, request, queryset, search_term):
+        queryset, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        return queryset.select_related("project"), may_have_duplicates
+
+    def autocomplete_label(self, obj) -> str:
+        """Autocomplete text (storyhub.admin_site): the same key may exist in several projects."""
+        return f"{obj.project.slug}:{obj.key} — {obj.title}"
+
     @admin.display(description="project", ordering="project__slug")
     def project_slug(self, obj):
         return obj.project.slug

@@ -22,7 +22,7 @@ ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "storyhub.apps.StoryHubAdminConfig",  # django.contrib.admin with StoryHub's admin site
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.messages",

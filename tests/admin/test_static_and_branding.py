@@ -30,3 +30,24 @@ def test_admin_static_is_served_by_whitenoise_as_in_make_run():
         response = client.get(f"/static/{path}")
         assert response.status_code == 200, path
         assert b"".join(response.streaming_content if response.streaming else [response.content])
+
+
+def test_the_admin_site_is_storyhubs():
+    from django.contrib import admin
+
+    from storyhub.admin_site import StoryHubAdminSite
+
+    assert isinstance(admin.site, StoryHubAdminSite)
+
+
+def test_story_autocomplete_names_the_project(su_client, owner, story):
+    from tests.factories import ProjectFactory, StoryFactory
+
+    StoryFactory(project=ProjectFactory(slug="other", actor=owner), key="INF-001", title="Twin", actor=owner)
+    response = su_client.get(
+        reverse("admin:autocomplete"),
+        {"term": "INF-001", "app_label": "stories", "model_name": "storydependency", "field_name": "depends_on"},
+    )
+    assert response.status_code == 200
+    texts = sorted(r["text"] for r in response.json()["results"])
+    assert texts == ["other:INF-001 — Twin", "plan-pipe:INF-001 — First story"]

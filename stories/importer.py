@@ -15,10 +15,12 @@ archive, no symlinks (in zips or in directory trees), YAML through a safe loader
 from __future__ import annotations
 
 import io
+import multiprocessing
 import os
 import stat
 import zipfile
 from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,6 +58,8 @@ class Source:
     data: bytes | None = None
     error: str | None = None
     line: int | None = None
+    fs_path: str | None = None  # a file on disk, read when it is parsed
+    max_bytes: int = 0
 
 
 @dataclass
@@ -223,22 +227,18 @@ def _read_file(path: Path, rel: str, budget: _Budget) -> Iterable[Source]:
         return
     try:
         size = path.stat().st_size
-        if size > limits.max_file_bytes:
-            yield Source(path=rel, error=_too_big(size, limits))
-            return
-        with open(path, "rb") as handle:
-            data = handle.read(limits.max_file_bytes + 1)
     except OSError as exc:
         yield Source(path=rel, error=f"cannot read: {exc.strerror or exc}")
         return
-    if len(data) > limits.max_file_bytes:
-        yield Source(path=rel, error=_too_big(len(data), limits))
+    if size > limits.max_file_bytes:
+        yield Source(path=rel, error=_too_big(size, limits))
         return
-    problem = budget.take(len(data))
+    problem = budget.take(size)
     if problem:
         yield Source(path=rel, error=problem)
         return
-    yield Source(path=rel, data=data)
+    # Read when parsed (in parallel for large imports); the size is checked again then.
+    yield Source(path=rel, fs_path=str(path), max_bytes=limits.max_file_bytes)
 
 
 def sources_from_uploads(uploads: Iterable[tuple[str, Any]], limits: ImportLimits) -> list[Source]:
@@ -274,10 +274,12 @@ def import_stories(
     continue_on_error: bool = False,
     progress: Callable[[str, int, int], None] | None = None,
     limits: ImportLimits | None = None,
+    workers: int | None = None,
 ) -> ImportReport:
     """Import story files from `paths` (a path or a list of them: files, directories,
     zips) into `project`. `progress(stage, done, total)` is called while files are read
-    ("read") and written ("write")."""
+    ("read") and written ("write"). Large imports are parsed by `workers` forked processes
+    (default: one per CPU, at most 4); the database work stays in this process."""
     if isinstance(paths, str | os.PathLike):
         paths = [paths]
     limits = limits or ImportLimits()
@@ -290,6 +292,7 @@ def import_stories(
         dry_run=dry_run,
         continue_on_error=continue_on_error,
         progress=progress,
+        workers=default_workers() if workers is None else workers,
     )
 
 
@@ -302,28 +305,26 @@ def import_sources(
     dry_run: bool = False,
     continue_on_error: bool = False,
     progress: Callable[[str, int, int], None] | None = None,
+    workers: int = 1,
 ) -> ImportReport:
+    """Import already collected sources (see sources_from_paths / sources_from_uploads).
+    `workers` > 1 parses large imports in that many forked processes."""
     report = ImportReport(dry_run=dry_run)
     results: list[FileResult] = []
     parsed: list[tuple[FileResult, ParsedFile]] = []
     total = len(sources)
     step = max(1, total // 100)
-    for done, source in enumerate(sources, start=1):
+    for done, (source, outcome) in enumerate(zip(sources, _parse_all(sources, workers), strict=True), start=1):
         result = FileResult(path=source.path, outcome="failed")
         results.append(result)
-        if source.error is not None:
-            result.reason, result.line = source.error, source.line
+        if isinstance(outcome, ParsedFile):
+            result.outcome = "pending"
+            result.key = outcome.item["key"]
+            result.warnings = outcome.warnings
+            outcome.item = {**ITEM_DEFAULTS, **outcome.item}
+            parsed.append((result, outcome))
         else:
-            try:
-                file = parse_story_file(decode(source.data), source.path)
-            except StoryFileError as exc:
-                result.reason, result.line = exc.reason, exc.line
-            else:
-                result.outcome = "pending"
-                result.key = file.item["key"]
-                result.warnings = file.warnings
-                file.item = {**ITEM_DEFAULTS, **file.item}
-                parsed.append((result, file))
+            result.reason, result.line = outcome
         if progress is not None and (done % step == 0 or done == total):
             progress("read", done, total)
     report.files = results
@@ -361,6 +362,62 @@ def import_sources(
             if result.outcome != "failed":
                 result.outcome = "skipped"  # fine, but not written: the import is atomic
     return report
+
+
+# ----------------------------------------------------------------- parsing (in parallel)
+
+PARALLEL_MIN_FILES = 2000
+_PARALLEL_CHUNK = 500
+_FORKED_SOURCES: list[Source] = []  # inherited by forked workers, so not pickled to them
+
+
+def default_workers() -> int:
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def _parse_one(source: Source) -> ParsedFile | tuple[str, int | None]:
+    """A ParsedFile, or (reason, line) for a file that cannot be read or parsed."""
+    if source.error is not None:
+        return source.error, source.line
+    data = source.data
+    if data is None and source.fs_path is not None:
+        try:
+            with open(source.fs_path, "rb") as handle:
+                data = handle.read(source.max_bytes + 1)
+        except OSError as exc:
+            return f"cannot read: {exc.strerror or exc}", None
+        if len(data) > source.max_bytes:
+            return f"file too large: more than {source.max_bytes} bytes", None
+    try:
+        return parse_story_file(decode(data or b""), source.path)
+    except StoryFileError as exc:
+        return exc.reason, exc.line
+
+
+def _parse_range(bounds: tuple[int, int]) -> list[ParsedFile | tuple[str, int | None]]:
+    start, end = bounds
+    return [_parse_one(source) for source in _FORKED_SOURCES[start:end]]
+
+
+def _parse_all(sources: list[Source], workers: int) -> Iterable[ParsedFile | tuple[str, int | None]]:
+    """Parse every source, in order. YAML parsing is most of an import's CPU time, so
+    large imports are parsed by forked worker processes (fork: the sources are inherited,
+    not pickled; the workers never touch the database connection and leave with
+    os._exit, so they cannot close it)."""
+    if workers <= 1 or len(sources) < PARALLEL_MIN_FILES or "fork" not in multiprocessing.get_all_start_methods():
+        for source in sources:
+            yield _parse_one(source)
+        return
+    global _FORKED_SOURCES
+    _FORKED_SOURCES = sources
+    try:
+        bounds = [(i, min(i + _PARALLEL_CHUNK, len(sources))) for i in range(0, len(sources), _PARALLEL_CHUNK)]
+        context = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            for chunk in pool.map(_parse_range, bounds):
+                yield from chunk
+    finally:
+        _FORKED_SOURCES = []
 
 
 def _without_duplicate_keys(parsed: list[tuple[FileResult, ParsedFile]]) -> list[tuple[FileResult, ParsedFile]]:

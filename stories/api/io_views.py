@@ -56,10 +56,12 @@ class ImportReportSerializer(serializers.Serializer):
 
 
 class ImportFailedSerializer(serializers.Serializer):
+    """The usual error shape; code `import_failed` adds the whole report."""
+
     code = serializers.CharField()
     message = serializers.CharField()
     details = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
-    report = ImportReportSerializer()
+    report = ImportReportSerializer(required=False)
 
 
 class ProjectImportView(APIView):
@@ -87,7 +89,8 @@ class ProjectImportView(APIView):
         responses={
             200: ImportReportSerializer,
             400: OpenApiResponse(
-                description="A bad file (atomic: nothing written); `report` lists every file.",
+                description="A bad request, or (code import_failed) a bad file: nothing was written and "
+                "`report` lists every file.",
                 response=ImportFailedSerializer,
             ),
         },

@@ -94,3 +94,21 @@ def test_backlog_option_puts_stories_in_the_backlog(fresh_project, write_files):
     root = write_files({"a.md": story_text("K-1")})
     import_stories(root, project=project, actor=None, backlog=backlog)
     assert Story.objects.get(project=project, key="K-1").backlog == backlog
+
+
+def test_parallel_parsing_gives_the_same_import(fresh_project, write_files, monkeypatch):
+    """Large imports parse in forked workers; the result (and the parent's database
+    connection) is the same as parsing in this process."""
+    from stories import importer
+
+    files = {f"p/{i:03d}.md": story_text(f"P-{i:03d}", deps=[f"P-{i - 1:03d}"] if i else []) for i in range(40)}
+    files["p/bad.md"] = "---\n[broken\n---\n"
+    root = write_files(files)
+    monkeypatch.setattr(importer, "PARALLEL_MIN_FILES", 1)
+    monkeypatch.setattr(importer, "_PARALLEL_CHUNK", 7)
+    serial = import_stories(root, project=fresh_project(), actor=None, workers=1, continue_on_error=True)
+    parallel_project = fresh_project()
+    parallel = import_stories(root, project=parallel_project, actor=None, workers=2, continue_on_error=True)
+    assert [f.as_dict() for f in parallel.files] == [f.as_dict() for f in serial.files]
+    assert parallel.count("created") == 40 and parallel.count("failed") == 1
+    assert Story.objects.filter(project=parallel_project).count() == 40  # the connection still works

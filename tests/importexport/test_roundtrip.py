@@ -260,3 +260,27 @@ def test_zip_import_of_the_export_keeps_paths(fresh_project, tmp_path):
     report = reimport(data, project, tmp_path)
     assert [f.path for f in report.files] == ["deep/dir/x.md"]
     assert Story.objects.get(project=project, key="Z-1").file_path == "deep/dir/x.md"
+
+
+def test_exports_stream_in_pages(fresh_project, write_files, monkeypatch):
+    """Stories are read CHUNK at a time (keyset on the key) and each page is sent before
+    the next is read, so memory does not grow with the project."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from stories import exporter
+
+    project = fresh_project()
+    root = write_files({f"{i}.md": story_text(f"PG-{i}", deps=[f"PG-{i - 1}"] if i else []) for i in range(5)})
+    assert import_stories(root, project=project, actor=None).ok
+    monkeypatch.setattr(exporter, "CHUNK", 2)
+    for fmt in ("markdown", "json", "csv"):
+        with CaptureQueriesContext(connection) as ctx:
+            stream = stream_export(project, fmt)
+            first = next(stream)
+            reads_before_rest = sum(1 for q in ctx.captured_queries if 'FROM "stories"' in q["sql"])
+            rest = b"".join(stream)
+        page_reads = [q for q in ctx.captured_queries if 'FROM "stories"' in q["sql"] and "LIMIT 2" in q["sql"]]
+        assert len(page_reads) == 4, fmt  # 2 + 2 + 1 stories, then an empty page
+        assert reads_before_rest <= 1, fmt
+        assert first and rest

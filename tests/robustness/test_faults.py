@@ -236,3 +236,65 @@ def test_worker_process_killed_in_the_middle_of_a_bulk_upsert_leaves_nothing(pro
     assert set(Story.objects.filter(key__startswith="OLD-").values_list("title", "version")) == {
         (s.title, 1) for s in existing
     }
+
+
+def test_import_command_killed_while_writing_leaves_nothing(project, tmp_path):
+    """`manage.py import_stories` of 10,000 files, frozen (SIGSTOP) as soon as its
+    transaction has written rows and then killed (SIGKILL): not one story, history or
+    audit row of it remains."""
+    files = tmp_path / "stories"
+    files.mkdir()
+    for n in range(10_000):
+        (files / f"{n:05d}_imp.md").write_text(
+            f"---\nid: IMP-{n:05d}\ntitle: Imported story {n}\nstatus: ready\npriority: high\n"
+            f"labels: [import, killed]\n---\n# IMP-{n:05d}: Imported story {n}\n\nBody {n}.\n"
+        )
+    before = counts()
+    settings = connection.settings_dict
+    url = (
+        f"postgres://{settings['USER']}@{settings['HOST'] or '127.0.0.1'}:{settings['PORT'] or 5432}/{settings['NAME']}"
+    )
+    env = {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "storyhub.settings.test"}
+    env["PGAPPNAME"] = "storyhub-dying-import"
+    if settings.get("PASSWORD"):
+        env["PGPASSWORD"] = settings["PASSWORD"]
+    worker = subprocess.Popen(  # noqa: S603
+        [sys.executable, "manage.py", "import_stories", str(files), "--project", project.slug],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    query = (
+        "SELECT pid, state, backend_xid IS NOT NULL FROM pg_stat_activity "
+        "WHERE application_name = 'storyhub-dying-import' AND backend_xid IS NOT NULL"
+    )
+    try:
+        with pg_connect(autocommit=True) as monitor:
+            wait_for(
+                lambda: worker.poll() is not None or monitor.execute(query).fetchone(),
+                timeout=60,
+                interval=0.005,
+                what="the import to start writing",
+            )
+            assert worker.poll() is None, f"the import ended before it could be killed: {worker.stderr.read()}"
+            worker.send_signal(signal.SIGSTOP)  # frozen: it cannot commit any more
+            [(pid, state, writing)] = wait_for(
+                lambda: [row for row in monitor.execute(query).fetchall() if row[1] != "active"],
+                what="the frozen import's backend to wait for its client",
+            )
+            assert state == "idle in transaction" and writing
+            worker.send_signal(signal.SIGKILL)
+            worker.wait(timeout=10)
+            wait_for(
+                lambda: not monitor.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", [pid]).fetchone(),
+                what="the dead import's backend to end",
+            )
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait(timeout=10)
+    assert worker.returncode == -signal.SIGKILL
+    assert counts() == before
+    assert not Story.objects.filter(key__startswith="IMP-").exists()

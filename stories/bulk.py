@@ -32,12 +32,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
 from audit.services import audit_record_many, audit_row
-from storyhub.errors import ApplicationError, BulkValidationError
+from storyhub.errors import ApplicationError, BulkValidationError, ConflictError
 from storyhub.fastinsert import insert_rows
 
 from . import services
@@ -751,7 +751,14 @@ class _Upsert:
                 )
             )
         self._raise_if_errors()
-        ids = insert_rows(Story, _STORY_COLUMNS, rows, with_ids=True)
+        try:
+            ids = insert_rows(Story, _STORY_COLUMNS, rows, with_ids=True)
+        except IntegrityError:
+            # Another writer created some of these keys after they were read above.
+            raise ConflictError(
+                "Some of these stories were created by someone else while this batch was being written; "
+                "nothing was written. Send the batch again (existing stories are then updated)."
+            ) from None
         for item, pk in zip(new, ids, strict=True):
             item.story_id = pk
             self.labels[pk] = item.key

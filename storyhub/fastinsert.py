@@ -51,7 +51,11 @@ def insert_rows(
             names = [pk_column, *names]
         column_sql = ", ".join(connection.ops.quote_name(n) for n in names)
         raw = cursor.cursor  # psycopg's own cursor, for COPY
-        with raw.copy(f"COPY {table} ({column_sql}) FROM STDIN") as copy:  # noqa: S608 (quoted identifiers)
+        # wrap_database_errors: psycopg's errors become Django's (IntegrityError, …).
+        with (
+            connection.wrap_database_errors,
+            raw.copy(f"COPY {table} ({column_sql}) FROM STDIN") as copy,  # noqa: S608 (quoted identifiers)
+        ):
             for n, row in enumerate(rows):
                 values = list(row)
                 for i in json_positions:

@@ -36,7 +36,7 @@ def sees_every_row(user) -> bool:
 
 @admin.register(AuditLog)
 class AuditLogAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ("timestamp", "action", "entity_type", "entity_link", "user_repr", "source")
+    list_display = ("timestamp", "action", "entity_type", "entity_link", "who", "source")
     list_filter = (
         "action",
         "entity_type",
@@ -80,6 +80,10 @@ class AuditLogAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         except NoReverseMatch:
             return obj.entity_id
         return format_html('<a href="{}">{} {}</a>', url, obj.entity_type, obj.entity_id)
+
+    @admin.display(description="user", ordering="user_repr")
+    def who(self, obj):
+        return obj.user_repr or "system"
 
     @admin.display(description="source")
     def source(self, obj):

@@ -50,7 +50,33 @@ def _member_rows(project, owner, start, count):
         services.project_member_set(actor=owner, project=project, user=UserFactory(username=f"m{i}"), role="member")
 
 
+def _backlog_rows(project, owner, start, count):
+    for i in range(start, start + count):
+        services.backlog_create(actor=owner, project=project, slug=f"bl-{i}", name=f"B {i}", owner=owner)
+
+
+def _epic_rows(project, owner, start, count):
+    for i in range(start, start + count):
+        services.epic_create(actor=owner, project=project, slug=f"ep-{i}")
+
+
+def _status_rows(project, owner, start, count):
+    for i in range(start, start + count):
+        services.status_create(actor=owner, project=project, slug=f"st-{i}", name=f"S {i}", category="started")
+
+
+def _project_dependency_rows(project, owner, start, count):
+    for i in range(start, start + count):
+        services.project_dependency_add(
+            actor=owner, from_project=project, to_project=ProjectFactory(slug=f"dep-{i:03d}", actor=owner)
+        )
+
+
 CASES = {
+    "stories_backlog": _backlog_rows,
+    "stories_epic": _epic_rows,
+    "stories_status": _status_rows,
+    "stories_projectdependency": _project_dependency_rows,
     "stories_story": _story_rows,
     "stories_statushistory": _story_rows,
     "stories_storydependency": _dependency_rows,

@@ -84,6 +84,7 @@ _HEADING_RE = re.compile(r"^#[ \t]+(.+?)[ \t]*#*[ \t]*$", re.MULTILINE)
 _KEY_HEADING_RE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)\s*:\s+(.+)$")
 _LABEL_HEADING_RE = re.compile(r"^([^:]{1,60}?)\s*:\s+(.+)$")
 _STATUS_LINE_RE = re.compile(r"^[ \t]*(?:[*_]{0,2})Status(?:[*_]{0,2}):(?:[*_]{0,2})[ \t]*(.+?)[ \t]*$", re.MULTILINE)
+_SECTION_RE = re.compile(r"^#{2,6}[ \t]", re.MULTILINE)
 _STATUS_HEADING_RE = re.compile(r"^#{2,6}[ \t]+Status[ \t]*\n(?:[ \t]*\n)*[ \t]*(.+?)[ \t]*$", re.MULTILINE)
 
 
@@ -252,7 +253,11 @@ def parse_story_file(text: str, path: str) -> ParsedFile:
         item["title"] = heading_title
         parsed.lines["title"] = first_body_line + _line_at(body, heading.start()) - 1
     if item.get("status") in (None, ""):
-        found = _STATUS_LINE_RE.search(body) or _STATUS_HEADING_RE.search(body)
+        # A "Status: done" line counts only before the first section heading (a line like
+        # "Status: 200" inside the acceptance criteria is not the story's status).
+        section = _SECTION_RE.search(body)
+        found = _STATUS_LINE_RE.search(body, 0, section.start() if section else len(body))
+        found = found or _STATUS_HEADING_RE.search(body)
         if found:
             item["status"] = found.group(1).strip().strip("*_` ")
             parsed.lines["status"] = first_body_line + _line_at(body, found.start(1)) - 1

@@ -236,3 +236,10 @@ def test_missing_path_is_an_error(fresh_project, tmp_path):
 
     with pytest.raises(ImportError_, match="no such file"):
         run([tmp_path / "nope"], fresh_project())
+
+
+def test_status_line_counts_only_before_the_first_section(fresh_project, write_files):
+    project = fresh_project()
+    root = write_files({"a.md": "# AC-1: Health check\n\n## Acceptance\nStatus: 200 when healthy\n"})
+    assert run(root, project).ok
+    assert Story.objects.get(project=project, key="AC-1").status.slug == "draft"

@@ -236,6 +236,7 @@ class ApiKeyAdmin(ServiceAdminMixin, admin.ModelAdmin):
 
 # The auth app's user admin, plus: staff may pick users in autocomplete fields (project
 # members, owners) without the right to browse or edit users, and a revoke-all action.
+# Users are deactivated, not deleted (see has_delete_permission).
 if admin.site.is_registered(User):
     admin.site.unregister(User)
 
@@ -250,6 +251,11 @@ class UserAdmin(DjangoUserAdmin):
         match = getattr(request, "resolver_match", None)
         is_autocomplete = match is not None and match.url_name == "autocomplete"
         return obj is None and is_autocomplete and request.user.is_active and request.user.is_staff
+
+    def has_delete_permission(self, request, obj=None):
+        # Deactivate users instead: deleting one would drop their memberships, sessions and
+        # keys without audit rows, and blank "changed by" in the status history.
+        return False
 
     @admin.action(description="Revoke every session of the selected users", permissions=["change"])
     def revoke_all_sessions(self, request, queryset):

@@ -22,7 +22,7 @@ from typing import Any
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.http import HttpResponseRedirect
 from django.urls import reverse
 
@@ -131,6 +131,11 @@ def service_call(*, prefix: str | None = None, context: str = "") -> Iterator[No
         yield
     except SERVICE_ERRORS as exc:
         raise ServiceFailed(exc, prefix=prefix, context=context) from exc
+    except IntegrityError as exc:
+        # A concurrent write got there first (e.g. the same key saved twice at once): the
+        # form validated, the database said no. Roll back and say so.
+        conflict = ValidationError("This conflicts with a change saved meanwhile; reload the page and try again.")
+        raise ServiceFailed(conflict, prefix=prefix, context=context) from exc
 
 
 def copy_saved(source, target) -> None:

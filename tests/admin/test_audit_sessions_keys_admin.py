@@ -160,3 +160,9 @@ def test_staff_see_and_make_only_their_own_keys(staff_client, owner):
     client.post(KEYS, {"action": "revoke_selected", "_selected_action": [others.pk]})
     others.refresh_from_db()
     assert others.revoked_at is None
+
+
+def test_users_are_deactivated_not_deleted(su_client, owner):
+    response = su_client.post(reverse("admin:auth_user_delete", args=[owner.pk]), {"post": "yes"})
+    assert response.status_code == 403
+    assert su_client.get(reverse("admin:auth_user_change", args=[owner.pk])).status_code == 200

@@ -70,3 +70,9 @@ def test_graph_link_from_the_project_pages(su_client, project):
 def test_viewer_sees_the_graph_outsider_does_not(staff_client, project):
     assert staff_client("viewer").get(graph_url(project)).status_code == 200
     assert staff_client(None).get(graph_url(project)).status_code in (403, 404)
+
+
+def test_empty_project_graph(su_client, project):
+    response = su_client.get(graph_url(project))
+    assert response.status_code == 200
+    assert response.context["graph"]["story_count"] == 0

@@ -270,3 +270,18 @@ def test_body_is_kept_exactly(su_client, story):
     assert su_client.post(change_url(story), data).status_code == 302
     story.refresh_from_db()
     assert story.version == 2  # the second save changed nothing
+
+
+def test_a_database_conflict_is_shown_not_raised(su_client, project, monkeypatch):
+    """Two admins saving the same key at once: the loser's form says so (no 500)."""
+    from django.db import IntegrityError
+
+    def racing_create(**kwargs):
+        raise IntegrityError("UNIQUE constraint failed: stories.project_id, stories.key")
+
+    monkeypatch.setattr(services, "story_create", racing_create)
+    data = admin_form_data(su_client.get(reverse("admin:stories_story_add")))
+    data.update(project=project.pk, key="INF-200", title="Raced", priority="2")
+    response = su_client.post(reverse("admin:stories_story_add"), data)
+    assert response.status_code == 200
+    assert "conflicts with a change saved meanwhile" in response.content.decode()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime
 import decimal
+import json
 
 import orjson
 from rest_framework.renderers import JSONRenderer
@@ -11,6 +13,8 @@ from rest_framework.renderers import JSONRenderer
 def _default(value):
     if isinstance(value, decimal.Decimal):
         return float(value)
+    if isinstance(value, datetime.date | datetime.time):  # only reached by the fallback
+        return value.isoformat()
     return str(value)
 
 
@@ -18,4 +22,10 @@ class ORJSONRenderer(JSONRenderer):
     def render(self, data, accepted_media_type=None, renderer_context=None):
         if data is None:
             return b""
-        return orjson.dumps(data, default=_default, option=orjson.OPT_NON_STR_KEYS)
+        try:
+            return orjson.dumps(data, default=_default, option=orjson.OPT_NON_STR_KEYS)
+        except orjson.JSONEncodeError:
+            # Integers beyond 64 bits (valid JSON, kept verbatim in metadata / settings)
+            # are the one thing orjson refuses; the standard library writes them as they are.
+            text = json.dumps(data, default=_default, ensure_ascii=False, separators=(",", ":"))
+            return text.encode()

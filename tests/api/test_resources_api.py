@@ -338,3 +338,12 @@ def test_json_bodies_must_use_the_documented_types(owner_client, body, field):
     assert response.status_code == 400
     assert response.json()["code"] == "validation_error" and field in response.json()["details"]
     assert not Project.objects.filter(slug="typed").exists()
+
+
+def test_integers_beyond_64_bits_in_json_fields_round_trip(owner_client):
+    huge = 1357809965071581504765404643328
+    body = {"slug": "big", "name": "Big", "metadata": {"n": huge, "list": [huge, -huge]}}
+    response = owner_client.post("/api/v1/projects/", body, format="json")
+    assert response.status_code == 201, response.content
+    assert response.json()["metadata"] == {"n": huge, "list": [huge, -huge]}
+    assert owner_client.get("/api/v1/projects/big/").json()["metadata"]["n"] == huge

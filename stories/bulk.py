@@ -546,6 +546,10 @@ class _Upsert:
                 if ":" not in dep.ref:
                     keys.add(dep.ref)
         self.existing: dict[str, Story] = {}
+        if len(keys) > _CHUNK:
+            # Large batches: one cheap query for the project's keys, then whole rows only
+            # for the keys that exist (none at all for a first import).
+            keys &= set(Story.objects.filter(project=self.project).values_list("key", flat=True))
         keys_list = sorted(keys)
         for start in range(0, len(keys_list), _CHUNK):
             for story in Story.objects.filter(project=self.project, key__in=keys_list[start : start + _CHUNK]):

@@ -177,6 +177,22 @@ def test_admin_end_to_end_in_chromium(browser_page, live_server, django_user_mod
     assert not StoryDependency.objects.filter(story=second).exists()
     shot(page, "07-cycle-refused")
 
+    # The bulk action: both stories to "In progress", through the intermediate page.
+    page.goto(f"{base}/admin/stories/story/")
+    page.locator("#action-toggle").check()
+    page.select_option('select[name="action"]', "transition_selected")
+    page.locator('button[name="index"]').click()
+    page.wait_for_load_state("load")
+    page.select_option("#id_status", "in_progress")
+    page.fill("#id_notes", "sprint started")
+    shot(page, "08-transition-action")
+    page.locator('#storyhub-action-form input[type="submit"]').click()
+    page.wait_for_load_state("load")
+    assert "Moved to 'in_progress': 2 stories" in page.locator(".messagelist").inner_text()
+    assert StatusHistory.objects.filter(notes="sprint started").count() == 2
+    assert AuditLog.objects.filter(action="story.status_changed").count() == 2
+    shot(page, "09-after-action")
+
 
 @pytest.mark.django_db(transaction=True)
 def test_graph_of_200_stories_is_readable_in_chromium(browser_page, live_server, django_user_model):
@@ -219,4 +235,4 @@ def test_graph_of_200_stories_is_readable_in_chromium(browser_page, live_server,
         for state in ("done", "ready", "blocked")
     }
     assert len(set(fills.values())) == 3
-    shot(page, "08-graph-200-stories")
+    shot(page, "10-graph-200-stories")

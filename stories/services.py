@@ -19,7 +19,7 @@ from django.db.models import ProtectedError
 from django.utils import timezone
 
 from audit.services import audit_record
-from storyhub.errors import ConflictError, DependencyCycleError, InvalidTransitionError
+from storyhub.errors import ConflictError, DependencyCycleError, InvalidTransitionError, StaleVersionError
 
 from . import selectors
 from .models import (
@@ -129,7 +129,7 @@ def _resolve_priority(priority: Any) -> int:
 
 def _check_version(story: Story, expected_version: int | None) -> None:
     if expected_version is not None and int(expected_version) != story.version:
-        raise ConflictError(
+        raise StaleVersionError(
             f"Story {story.key} was changed by someone else (you have version {expected_version}, "
             f"the current one is {story.version}). Reload it and apply your change again.",
             details={"version": [f"stale: current version is {story.version}"]},
@@ -140,11 +140,16 @@ def _check_version(story: Story, expected_version: int | None) -> None:
 def _lock_story(story: Story) -> Story:
     """Re-read `story` under a row lock, so version checks and writes are serialized."""
     try:
-        # of=("self",): lock the story row only. Without it PostgreSQL also locks the joined
-        # project and status rows, and every write in a project queues behind the slowest one.
-        return Story.objects.select_for_update(of=("self",)).select_related("project", "status").get(pk=story.pk)
+        # The story row alone, no joins: joined rows would be locked too (every write in a
+        # project queuing behind the slowest one), and with FOR UPDATE OF a PostgreSQL
+        # re-check after a concurrent status change would lose the row altogether.
+        locked = Story.objects.select_for_update().get(pk=story.pk)
     except Story.DoesNotExist:
         raise ConflictError(f"Story {story.key} no longer exists.") from None
+    project_field = Story._meta.get_field("project")
+    if project_field.is_cached(story) and story.project_id == locked.project_id:
+        project_field.set_cached_value(locked, story.project)  # a story never changes project
+    return locked
 
 
 def _record_status_change(*, actor, story: Story, old: Status | None, new: Status, notes: str) -> StatusHistory:

@@ -25,6 +25,11 @@ class ConflictError(ApplicationError):
     http_status = 409
 
 
+class StaleVersionError(ConflictError):
+    """The version the caller saw is no longer the current one (409 ``conflict``; the
+    API answers 412 instead when that version came from If-Match)."""
+
+
 class PreconditionFailed(ConflictError):
     """If-Match named a version that is no longer current."""
 

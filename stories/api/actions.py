@@ -21,7 +21,7 @@ from . import serializers as s
 from .exceptions import NotAvailable
 from .payloads import FIELDS, story_list_payload
 from .permissions import get_project_for, require_role
-from .views import StoryDetailView, check_if_match, get_story, validated
+from .views import StoryDetailView, check_if_match, get_story, stale_if_match_is_412, validated
 
 
 def parse_bool(request, name: str, default: bool = False) -> bool:
@@ -100,9 +100,13 @@ class StoryMoveView(StoryDetailView):
                 message = f"No backlog '{data['backlog']}' in this project."
                 raise NotFoundError(message, details={"backlog": [message]})
         version = data.get("version")
-        story = services.story_move(
-            actor=request.user, story=story, backlog=backlog, expected_version=version if version else expected
-        )
+        with stale_if_match_is_412(version, expected):
+            story = services.story_move(
+                actor=request.user,
+                story=story,
+                backlog=backlog,
+                expected_version=version if version is not None else expected,
+            )
         return self._respond(story)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 
 import orjson
 from django.db import connection, transaction
@@ -20,7 +21,7 @@ from rest_framework.views import APIView
 from stories import selectors, services
 from stories.models import Backlog, Epic, Project, ProjectMember, Story
 from stories.permissions import project_role
-from storyhub.errors import NotFoundError, PreconditionFailed
+from storyhub.errors import NotFoundError, PreconditionFailed, StaleVersionError
 
 from . import serializers as s
 from .filters import ORDERINGS, StoryFilter, keyset_filter
@@ -51,6 +52,18 @@ def check_if_match(request, pk: int, version: int) -> int | None:
             details={"If-Match": [f"stale: current ETag is {etag_for(version, pk)}"]},
         )
     return version
+
+
+@contextlib.contextmanager
+def stale_if_match_is_412(body_version: int | None, header_version: int | None):
+    """A writer whose If-Match passed check_if_match can still lose the race under the
+    service's row lock: that is a failed precondition too (412), not a 409."""
+    try:
+        yield
+    except StaleVersionError as exc:
+        if body_version is None and header_version is not None:
+            raise PreconditionFailed(exc.message, details={"If-Match": [exc.message]}, extra=exc.extra) from exc
+        raise
 
 
 def parse_page_size(request) -> int:
@@ -320,13 +333,14 @@ class StoryDetailView(APIView):
         data = resolve_refs(story.project, data)
         if "key" in data and data["key"] == story.key:
             data.pop("key")
-        story = services.story_update(
-            actor=request.user,
-            story=story,
-            data=data,
-            expected_version=version if version is not None else expected,
-            notes=notes,
-        )
+        with stale_if_match_is_412(version, expected):
+            story = services.story_update(
+                actor=request.user,
+                story=story,
+                data=data,
+                expected_version=version if version is not None else expected,
+                notes=notes,
+            )
         return self._respond(story)
 
     @extend_schema(request=s.StoryInputSerializer, responses=s.StorySerializer)
@@ -342,7 +356,8 @@ class StoryDetailView(APIView):
         story = self._story(request, slug, key)
         require_role(request, story.project, "member")
         expected = check_if_match(request, story.pk, story.version)
-        services.story_delete(actor=request.user, story=story, expected_version=expected)
+        with stale_if_match_is_412(None, expected):
+            services.story_delete(actor=request.user, story=story, expected_version=expected)
         return Response(status=http.HTTP_204_NO_CONTENT)
 
 
@@ -356,7 +371,7 @@ class StoryTransitionView(StoryDetailView):
         expected = check_if_match(request, story.pk, story.version)
         data = validated(s.TransitionInputSerializer, request.data)
         version = data.get("version")
-        with transaction.atomic():
+        with stale_if_match_is_412(version, expected), transaction.atomic():
             story = services.story_transition(
                 actor=request.user,
                 story=story,

@@ -59,12 +59,12 @@ def test_if_match_has_one_winner_per_version_and_loses_nothing(api, story):
 
         codes = Counter(response.status_code for _, _, response in results)
         assert codes[200] == 1, codes
-        # Every loser is refused as stale. (412 from the view's If-Match check, 409 when it
-        # passed that check and lost under the row lock: see the strict xfail below.)
-        assert codes[412] + codes[409] == THREADS - 1, codes
+        # Every loser is refused as stale with 412, whether the view's If-Match check or
+        # the service's check under the row lock caught it.
+        assert codes[412] == THREADS - 1, (codes, [r[2].json() for r in results if r[2].status_code == 409][:2])
         for _, _, response in results:
-            if response.status_code in (409, 412):
-                assert response.json()["code"] in ("precondition_failed", "conflict")
+            if response.status_code == 412:
+                assert response.json()["code"] == "precondition_failed"
         kind, value, response = next(r for r in results if r[2].status_code == 200)
         assert response.json()["version"] == state["version"] + 1
         assert response.headers["ETag"] != etag
@@ -86,12 +86,6 @@ def test_if_match_has_one_winner_per_version_and_loses_nothing(api, story):
     assert story_rows(story) == (history + transitions, audit + transitions + edits)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="stories/api/views.py passes the If-Match version to the service, whose check under the row "
-    "lock raises ConflictError (409 'conflict'); issue 7 wants 412 for every If-Match loser. Fix in the "
-    "view: turn that ConflictError into PreconditionFailed when the version came from If-Match.",
-)
 def test_if_match_losers_queued_on_the_row_lock_get_412(api, story):
     """Deterministic race: a second client holds the story's row lock while every writer
     passes the view's If-Match check and queues on the lock; on release one wins and all

@@ -17,8 +17,12 @@ from storyhub.fastinsert import insert_rows
 from .context import current
 from .models import AuditLog
 
+_PLAIN = (str, int, float, bool, type(None))
+
 
 def _jsonable(value: Any) -> Any:
+    if type(value) in _PLAIN:  # the common case, first (bulk writes build many rows)
+        return value
     if isinstance(value, models.Model):
         return str(value)
     if isinstance(value, datetime | date):

@@ -281,6 +281,7 @@ class ProjectGraphView(APIView):
                     "edges": serializers.ListField(child=serializers.DictField()),
                 },
             ),
+            (200, "text/vnd.graphviz"): OpenApiTypes.STR,
             (200, "text/plain"): OpenApiTypes.STR,
         },
     )

@@ -284,3 +284,24 @@ def test_exports_stream_in_pages(fresh_project, write_files, monkeypatch):
         assert len(page_reads) == 4, fmt  # 2 + 2 + 1 stories, then an empty page
         assert reads_before_rest <= 1, fmt
         assert first and rest
+
+
+def test_crlf_and_bom_files(fresh_project, write_files, tmp_path):
+    crlf = "---\r\nid: CR-1\r\ntitle: Windows file\r\nstatus: ready\r\n---\r\n# CR-1: Windows file\r\n\r\nBody.\r\n"
+    root = write_files(
+        {"crlf.md": crlf.encode(), "bom.md": "\ufeff---\nid: BOM-1\ntitle: With a BOM\n---\nx\n".encode()}
+    )
+    project = fresh_project()
+    assert import_stories(root, project=project, actor=None).ok
+    story = Story.objects.get(project=project, key="CR-1")
+    assert (story.title, story.status.slug, story.body) == (
+        "Windows file",
+        "ready",
+        "# CR-1: Windows file\r\n\r\nBody.\r\n",
+    )
+    data = export_zip(project)
+    archive = zipfile.ZipFile(io.BytesIO(data))
+    assert archive.read("crlf.md") == crlf.encode()  # byte for byte, line endings included
+    assert archive.read("bom.md") == b"---\nid: BOM-1\ntitle: With a BOM\n---\nx\n"  # the BOM is dropped
+    again = reimport(data, project, tmp_path)
+    assert again.count("unchanged") == 2

@@ -82,6 +82,18 @@ class StoryRefChoiceField(forms.ModelChoiceField):
         return f"{obj.project.slug}:{obj.key} — {obj.title}"
 
 
+def titled(filter_class, title: str):
+    """`filter_class` shown under `title` (a lookup across a relation is titled by the last
+    field's name, e.g. "slug", which says little)."""
+
+    class Titled(filter_class):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.title = title
+
+    return Titled
+
+
 def _limit_to_projects(request, kwargs, db_field, role, related=("project",)):
     """Offer only rows of projects where the user has `role` (all for superusers)."""
     qs = db_field.related_model._default_manager.select_related(*related)
@@ -471,8 +483,8 @@ class StoryAdmin(ServiceAdminMixin, ProjectScopedMixin, admin.ModelAdmin):
     list_display_links = ("key", "title")
     list_filter = (
         ("project", admin.RelatedOnlyFieldListFilter),
-        "status__category",
-        "status__slug",
+        ("status__category", titled(admin.ChoicesFieldListFilter, "status category")),
+        ("status__slug", titled(admin.AllValuesFieldListFilter, "status")),
         "priority",
     )
     search_fields = ("key", "title", "project__slug", "owner", "branch_name")
@@ -959,7 +971,11 @@ class ProjectDependencyAdmin(ServiceAdminMixin, ProjectScopedMixin, admin.ModelA
 class StatusHistoryAdmin(ReadOnlyAdminMixin, ProjectScopedMixin, admin.ModelAdmin):
     project_path = "story__project"
     list_display = ("changed_at", "story_ref", "old_status", "new_status", "changed_by", "notes")
-    list_filter = ("new_status__slug", "changed_at", ("story__project", admin.RelatedOnlyFieldListFilter))
+    list_filter = (
+        ("new_status__slug", titled(admin.AllValuesFieldListFilter, "new status")),
+        "changed_at",
+        ("story__project", admin.RelatedOnlyFieldListFilter),
+    )
     search_fields = ("story__key", "story__project__slug", "notes", "changed_by__username")
     ordering = ("-changed_at", "-id")
     list_select_related = ("story__project", "old_status", "new_status", "changed_by")

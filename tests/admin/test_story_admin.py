@@ -285,3 +285,19 @@ def test_a_database_conflict_is_shown_not_raised(su_client, project, monkeypatch
     response = su_client.post(reverse("admin:stories_story_add"), data)
     assert response.status_code == 200
     assert "conflicts with a change saved meanwhile" in response.content.decode()
+
+
+def test_changelist_filters(su_client, story, make_story, owner):
+    other = make_story("INF-002")
+    services.story_transition(actor=owner, story=other, status="done")
+    page = su_client.get(CHANGELIST)
+    titles = [spec.title for spec in page.context["cl"].filter_specs]
+    assert titles == ["status category", "status", "priority"]  # one project: no project filter
+    for query, keys in (
+        ("status__slug=done", ["INF-002"]),
+        ("status__category__exact=backlog", ["INF-001"]),
+        (f"project__id__exact={story.project_id}", ["INF-001", "INF-002"]),
+        ("q=INF-002", ["INF-002"]),
+    ):
+        response = su_client.get(f"{CHANGELIST}?{query}")
+        assert [s.key for s in response.context["cl"].result_list] == keys, query

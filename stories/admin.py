@@ -10,7 +10,7 @@ import importlib.util
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
-from django.contrib.admin.widgets import RelatedFieldWidgetWrapper
+from django.contrib.admin.widgets import AutocompleteSelect, RelatedFieldWidgetWrapper
 from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.db.models import Count
@@ -77,9 +77,34 @@ class ProjectLabelledChoiceField(forms.ModelChoiceField):
         return f"{obj.project.slug} · {obj}"
 
 
+def story_label(story) -> str:
+    return f"{story.project.slug}:{story.key} — {story.title}"
+
+
 class StoryRefChoiceField(forms.ModelChoiceField):
     def label_from_instance(self, obj):
-        return f"{obj.project.slug}:{obj.key} — {obj.title}"
+        return story_label(obj)
+
+
+class KnownLabelsAutocompleteSelect(AutocompleteSelect):
+    """An autocomplete whose selected labels can be handed to it (`known`, shared by the
+    rows of one formset), so that a page with N dependency rows does not read the N
+    selected stories one query at a time. Unknown values fall back to Django's lookup."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.known: dict[str, str] = {}
+
+    def optgroups(self, name, value, attr=None):
+        selected = {str(v) for v in value if str(v) not in self.choices.field.empty_values}
+        if not selected or not selected <= self.known.keys():
+            return super().optgroups(name, value, attr)
+        options: list = []
+        if not self.is_required and not self.allow_multiple_selected:
+            options.append(self.create_option(name, "", "", False, 0))
+        for pk in sorted(selected):
+            options.append(self.create_option(name, pk, self.known[pk], True, len(options)))
+        return [(None, options, 0)]
 
 
 def titled(filter_class, title: str):
@@ -359,7 +384,28 @@ class DependencyInlineMixin(ServiceInlineMixin):
         if db_field.name in ("story", "depends_on"):
             kwargs["form_class"] = StoryRefChoiceField
             kwargs["queryset"] = Story.objects.select_related("project")
+            if db_field.name in self.autocomplete_fields:
+                kwargs["widget"] = KnownLabelsAutocompleteSelect(db_field, self.admin_site, using=kwargs.get("using"))
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def get_formset(self, request, obj=None, **kwargs):
+        formset = super().get_formset(request, obj, **kwargs)
+        (name,) = self.autocomplete_fields
+
+        class LabelsFromRows(formset):
+            def _construct_form(self, i, **form_kwargs):
+                form = super()._construct_form(i, **form_kwargs)
+                # Existing rows come with their stories (the inline's select_related).
+                if form.instance.pk is not None and name in form.fields:
+                    widget = form.fields[name].widget
+                    inner = getattr(widget, "widget", widget)
+                    if isinstance(inner, KnownLabelsAutocompleteSelect):
+                        target = getattr(form.instance, name)
+                        inner.known[str(target.pk)] = story_label(target)
+                return form
+
+        LabelsFromRows.__name__ = formset.__name__
+        return LabelsFromRows
 
     def _link(self, parent, form):
         """(story, depends_on) of the link a row describes."""

@@ -122,3 +122,24 @@ def test_staff_story_changelist_is_constant_too(staff_client, project, owner):
     small = _count(client, url)
     _story_rows(project, owner, 5, 45)
     assert _count(client, url) == small
+
+
+def test_story_change_page_queries_do_not_grow_with_dependencies(su_client, story, make_story, owner):
+    from stories.models import Story
+
+    def grow(n):
+        while story.dependencies.count() < n:
+            i = story.dependencies.count()
+            services.dependency_add(actor=owner, story=story, depends_on=make_story(f"D-{i:03d}"))
+            services.dependency_add(actor=owner, story=make_story(f"W-{i:03d}"), depends_on=story)
+            services.story_transition(actor=owner, story=Story.objects.get(pk=story.pk), status="ready")
+            services.story_transition(actor=owner, story=Story.objects.get(pk=story.pk), status="draft")
+
+    url = reverse("admin:stories_story_change", args=[story.pk])
+    grow(2)
+    su_client.get(url)
+    small = _count(su_client, url)
+    grow(20)
+    page = su_client.get(url).content.decode()
+    assert "plan-pipe:D-019 — Story D-019" in page and "plan-pipe:W-019 — Story W-019" in page
+    assert _count(su_client, url) == small

@@ -25,7 +25,7 @@ from storyhub.errors import NotFoundError, PreconditionFailed, StaleVersionError
 
 from . import serializers as s
 from .filters import ORDERINGS, StoryFilter, keyset_filter
-from .payloads import FIELDS, story_list_payload, story_payload
+from .payloads import story_list_payload, story_payload, story_values
 from .permissions import get_project_for, require_role
 
 MAX_PAGE_SIZE = 200
@@ -233,7 +233,7 @@ def story_page(request, queryset) -> Response:
     order = [f"-{field}" if descending else field]
     if field != "id":
         order.append("id")
-    rows = list(queryset.order_by(*order).values(*FIELDS)[: size + 1])
+    rows = list(story_values(queryset.order_by(*order))[: size + 1])
     more = len(rows) > size
     rows = rows[:size]
     return Response(

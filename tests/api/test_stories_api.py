@@ -230,3 +230,17 @@ def test_create_api_key_command(owner, capsys):
     key = api_key_lookup(plaintext)
     assert key is not None and key.read_only and key.expires_at is not None
     assert plaintext not in str(list(ApiKey.objects.values()))
+
+
+def test_story_json_fields_keep_big_integers_and_unicode(member_client):
+    huge = 2**70 + 1
+    metadata = {"n": huge, "small": 7, "text": "ünïcode ✓", "nested": {"list": [1.5, None, True]}}
+    created = member_client.post(STORY, {"key": "BIG-1", "title": "Big", "metadata": metadata}, format="json")
+    assert created.status_code == 201, created.content
+    for body in (
+        created.json(),
+        member_client.get(STORY + "BIG-1/").json(),
+        member_client.get(STORY).json()["results"][0],
+    ):
+        assert body["metadata"] == metadata
+        assert body["labels"] == []

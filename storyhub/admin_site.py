@@ -21,6 +21,8 @@ class StoryHubAdminSite(admin.AdminSite):
     site_header = "StoryHub administration"
     site_title = "StoryHub"
     index_title = "StoryHub"
+    # There is no public site to "view" at / (the API lives under /api/).
+    site_url = None
 
     def autocomplete_view(self, request):
         return LabelledAutocompleteJsonView.as_view(admin_site=self)(request)

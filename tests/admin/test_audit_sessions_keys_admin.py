@@ -111,6 +111,8 @@ def test_api_key_created_in_the_admin_is_shown_once(su_client, owner):
     key = ApiKey.objects.get(name="ci")
     assert api_key_lookup(plaintext) == key
     assert plaintext not in (key.key_hash, key.prefix)
+    # Nor does it linger in the database-backed sessions (the message rides in a cookie).
+    assert not any(plaintext in str(sess) for sess in Session.objects.values_list("sess", flat=True))
     assert AuditLog.objects.filter(action="api_key.created", entity_id=str(key.pk)).exists()
     # Listed with prefix, owner, scope, last use and expiry; never shown again.
     listing = su_client.get(KEYS).content.decode()

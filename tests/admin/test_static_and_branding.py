@@ -13,6 +13,7 @@ def test_branding(su_client):
     body = su_client.get(reverse("admin:index")).content.decode()
     assert "<title>Site administration | StoryHub</title>" in body or "| StoryHub</title>" in body
     assert "StoryHub administration" in body
+    assert "View site" not in body  # nothing public at /
 
 
 def test_templates_dir_is_the_repository_templates():

@@ -79,23 +79,26 @@ def error_text(error: Exception, *, context: str = "") -> str:
     return f"{context}: {text}" if context else text
 
 
-def _apply_errors(form: forms.BaseForm, error: Exception, *, summary_only: bool = False) -> None:
+def _visible(form: forms.BaseForm, field: str | None) -> bool:
+    return field is not None and field in form.fields and not form.fields[field].widget.is_hidden
+
+
+def _apply_errors(form: forms.BaseForm, error: Exception) -> None:
+    """Put a service error on `form`: next to the field it names when that field is on
+    the form, else at the top (naming the field)."""
     by_field = error_messages(error)
     if isinstance(error, ApplicationError):
         # The message says it all; per-field details only help next to a visible field.
         form.add_error(None, error.message)
         by_field.pop(None, None)
-        if summary_only:
-            return
         for field, items in by_field.items():
-            if field in form.fields and not form.fields[field].widget.is_hidden:
+            if _visible(form, field):
                 for item in items:
                     form.add_error(field, item)
         return
     for field, items in by_field.items():
-        visible = field is not None and field in form.fields and not form.fields[field].widget.is_hidden
         for item in items:
-            if visible and not summary_only:
+            if _visible(form, field):
                 form.add_error(field, item)
             else:
                 form.add_error(None, item if field is None else f"{field}: {item}")

@@ -13,9 +13,11 @@ status a story takes). It exists apart because it must be fast for 10,000 items:
   rows, their `story.created` audit rows (which list the story's dependencies) and
   their dependency rows. Cycles among the new links are checked in memory (new stories
   have no dependents outside the batch, so a cycle through them must lie in the batch);
-- changed stories go through stories.services (story_update, dependency_add,
-  dependency_remove) one by one, exactly as single API writes do: cycle checks against
-  the database, status_history for a status move, one audit row per change;
+- changed stories are locked (SELECT … FOR UPDATE) and updated together: what
+  story_update does for one story (new version, points, workflow check unless the batch
+  is an import, a status_history row for a status move, one `story.updated` audit row
+  with the changes), sent as one batched UPDATE; their changed links go through
+  dependency_remove / dependency_add one by one (cycle checks against the database);
 - unchanged stories are compared in memory and write nothing (no audit rows).
 
 Any failing item fails the whole batch with BulkValidationError (nothing is written);
@@ -32,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -109,6 +111,8 @@ _DEPENDENCY_TYPES = frozenset(StoryDependency.Type.values)
 _ALLOWED_KEYS = frozenset({"key", "dependencies", *ITEM_FIELDS})
 _KEY_RE = re.compile(story_key_validator.regex.pattern)
 _PRIORITY_WORDS = {label: value for value, label in Priority.choices}
+_UPDATED_COLUMNS = tuple(c for c in _STORY_COLUMNS if c not in ("project_id", "key", "created_at"))
+_UPDATED_COLUMNS = tuple(c.removesuffix("_id") for c in _UPDATED_COLUMNS)
 _MAX_POINTS = 99999  # points_min / points_max are DECIMAL(7, 2)
 
 # Status words seen in story files that are not slugs of the default workflow.
@@ -403,6 +407,8 @@ class _Upsert:
     def _backlog(self, slug: str) -> Backlog | None:
         if self.backlogs is None:
             self.backlogs = {b.slug: b for b in Backlog.objects.filter(project=self.project)}
+            for found in self.backlogs.values():
+                found.project = self.project  # str(backlog) in audit rows reads the project
         return self.backlogs.get(slug)
 
     def _status(self, word: Any) -> tuple[Status | None, str | None, str | None]:
@@ -807,27 +813,13 @@ class _Upsert:
         changed = [item for item in self.items if item.outcome == "updated"]
         done = len(self.items) - len(changed)
         additions: list[tuple[_Item, Story, _Dep]] = []
-        stories: dict[int, Story] = {}
+        stories = self._update_stories(changed)
+        if self.errors.rows:
+            return
         for item in changed:
-            story = item.existing
-            data = dict(item.data)
-            if self.backlog is not None:
-                data["backlog"] = self.backlog
-            if item.epic_given:
-                data["epic"] = self.epics[item.epic_slug] if item.epic_slug else None
-            if item.status is not None:
-                data["status"] = item.status
-            try:
-                story = services.story_update(
-                    actor=self.actor, story=story, data=data, notes=item.notes, enforce_workflow=self.enforce_workflow
-                )
-            except ValidationError as exc:
-                self.errors.add_validation(item.index, item.key, exc, "non_field_errors")
+            story = stories.get(item.index)
+            if story is None:
                 continue
-            except ApplicationError as exc:
-                self._add_application_error(item, exc, "status")
-                continue
-            stories[item.index] = story
             if item.deps is None:
                 continue
             current = self.existing_deps.get(story.pk, {})
@@ -858,6 +850,124 @@ class _Upsert:
             except ApplicationError as exc:
                 self._add_application_error(item, exc, "depends_on")
         self._tick(done + len(changed))
+
+    def _update_stories(self, changed: list[_Item]) -> dict[int, Story]:
+        """Apply the changed items' fields and statuses, batched: what story_update does
+        for one story (row lock, new version, points, status_history for a status move,
+        workflow check unless the batch is an import, one `story.updated` audit row with
+        the changes), with one UPDATE statement sent for all rows."""
+        ids = [item.story_id for item in changed]
+        locked: dict[int, Story] = {}
+        for start in range(0, len(ids), _CHUNK):
+            for story in Story.objects.select_for_update().filter(pk__in=ids[start : start + _CHUNK]):
+                story.project = self.project
+                locked[story.pk] = story
+        by_pk = {s.pk: s for s in self.statuses.values()}
+        now = timezone.now()
+        changed_by = self.actor.pk if getattr(self.actor, "is_authenticated", False) else None
+        done: dict[int, Story] = {}
+        history, audit_rows, updated = [], [], []
+        for item in changed:
+            story = locked.get(item.story_id)
+            if story is None:
+                self.errors.add(item.index, item.key, "key", f"Story {item.key} was deleted while this batch ran.")
+                continue
+            data = dict(item.data)
+            if self.backlog is not None:
+                data["backlog"] = self.backlog
+            if item.epic_given:
+                data["epic"] = self.epics[item.epic_slug] if item.epic_slug else None
+            changes: dict[str, tuple[Any, Any]] = {}
+            for name, value in data.items():
+                if name in ("backlog", "epic"):
+                    # Compare ids: reading story.epic would cost a query per story.
+                    old_id = getattr(story, f"{name}_id")
+                    if old_id != (value.pk if value else None):
+                        changes[name] = (self._related(name, old_id), value)
+                        setattr(story, name, value)
+                    continue
+                old = getattr(story, name)
+                if old != value:
+                    changes[name] = (old, value)
+                    setattr(story, name, value)
+            if "estimate" in changes:
+                points = services.parse_estimate(story.estimate)
+                if (story.points_min, story.points_max) != points:
+                    changes["points_min"] = (story.points_min, points[0])
+                    changes["points_max"] = (story.points_max, points[1])
+                    story.points_min, story.points_max = points
+            target = item.status
+            if target is not None and target.pk != story.status_id:
+                old_status = by_pk[story.status_id]
+                if self.enforce_workflow and not old_status.allows(target):
+                    allowed = ", ".join(old_status.allowed_transitions) or "none"
+                    self.errors.add(
+                        item.index,
+                        item.key,
+                        "status",
+                        f"Cannot move from '{old_status.slug}' to '{target.slug}'; allowed: {allowed}.",
+                    )
+                    continue
+                changes["status"] = (old_status.slug, target.slug)
+                story.status = target
+                history.append((story.pk, old_status.pk, target.pk, changed_by, now, item.notes))
+            if not changes:
+                item.outcome = "unchanged"  # changed back by someone else meanwhile
+                done[item.index] = story
+                continue
+            story.version += 1
+            story.updated_at = now
+            updated.append(story)
+            done[item.index] = story
+            audit_rows.append(
+                audit_row(
+                    actor=self.actor,
+                    action="story.updated",
+                    entity_type="story",
+                    entity_id=story.pk,
+                    changes=changes,
+                    extra={"project": self.project.slug, "key": story.key, "version": story.version},
+                )
+            )
+        if self.errors.rows:
+            return done
+        # History first: the database's status_history trigger (stories migration 0003)
+        # must see these moves as recorded (SQLite: the latest row; PostgreSQL: the marker).
+        insert_rows(
+            StatusHistory,
+            ("story_id", "old_status_id", "new_status_id", "changed_by_id", "changed_at", "notes"),
+            history,
+        )
+        if history:
+            services.mark_status_history_written(None)
+        fields = [Story._meta.get_field(name) for name in _UPDATED_COLUMNS]
+        sql = "UPDATE {} SET {} WHERE {} = %s".format(
+            connection.ops.quote_name(Story._meta.db_table),
+            ", ".join(f"{connection.ops.quote_name(f.column)} = %s" for f in fields),
+            connection.ops.quote_name(Story._meta.pk.column),
+        )
+        params = [[f.get_db_prep_save(getattr(s, f.attname), connection) for f in fields] + [s.pk] for s in updated]
+        with connection.cursor() as cursor:
+            for start in range(0, len(params), 1000):
+                cursor.executemany(sql, params[start : start + 1000])
+            if history and connection.vendor == "postgresql":
+                # The marker covered these moves only; later ones in this transaction get
+                # the trigger's row as usual.
+                cursor.execute("SELECT set_config('storyhub.history_written', '', true)")
+        audit_record_many(audit_rows)
+        return done
+
+    def _related(self, name: str, pk: int | None) -> Backlog | Epic | None:
+        """The backlog / epic with id `pk`, from what this batch has read already."""
+        if pk is None:
+            return None
+        known = (self._backlog_map() if name == "backlog" else self.epics).values()
+        found = next((obj for obj in known if obj.pk == pk), None)
+        return found or (Backlog if name == "backlog" else Epic).objects.filter(pk=pk).first()
+
+    def _backlog_map(self) -> dict[str, Backlog]:
+        self._backlog("")
+        return self.backlogs or {}
 
     def _add_application_error(self, item: _Item, exc: ApplicationError, default_field: str) -> None:
         if exc.details:

@@ -290,3 +290,28 @@ def test_bulk_key_created_meanwhile_is_a_conflict(member_client, project, make_s
     assert response.json()["code"] == "conflict"
     assert not Story.objects.filter(key="RACE-0").exists()
     assert Story.objects.get(key="RACE-1").title == "Created by someone else"
+
+
+def test_bulk_update_of_epic_backlog_estimate_is_audited(member_client, owner, project, make_story):
+    from stories import services
+
+    backlog = services.backlog_create(actor=owner, project=project, slug="sprint-1", name="Sprint 1")
+    post(member_client, [{"key": "V-1", "title": "a", "epic": "old-epic", "estimate": "2sp"}])
+    response = post(member_client, [{"key": "V-1", "epic": "new-epic", "backlog": "sprint-1", "estimate": "1-3sp"}])
+    assert response.json()["updated"] == 1
+    story = Story.objects.get(project=project, key="V-1")
+    assert (story.epic.slug, story.backlog, story.points_min, story.points_max, story.version) == (
+        "new-epic",
+        backlog,
+        1,
+        3,
+        2,
+    )
+    changes = AuditLog.objects.get(action="story.updated", details__key="V-1").details["changes"]
+    assert changes["epic"] == {"old": "old-epic", "new": "new-epic"}
+    assert changes["backlog"] == {"old": None, "new": "plan-pipe/sprint-1"}
+    assert changes["estimate"] == {"old": "2sp", "new": "1-3sp"}
+    assert changes["points_max"] == {"old": "2.00", "new": "3"}
+    assert set(changes) == {"epic", "backlog", "estimate", "points_min", "points_max"}
+    # No status moved: no history row beyond the first.
+    assert StatusHistory.objects.filter(story=story).count() == 1

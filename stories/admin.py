@@ -221,6 +221,8 @@ class ProjectAdmin(ServiceAdminMixin, ProjectScopedMixin, admin.ModelAdmin):
     project_path = ""
     change_role = Role.ADMIN
     delete_role = Role.OWNER
+    # A repository URL typed without a scheme means https (Django 6.0's default, today).
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     list_display = ("slug", "name", "status", "owner", "story_count", "member_count", "updated_at", "graph_link")
     list_filter = ("status",)
     search_fields = ("slug", "name", "description")

@@ -106,7 +106,7 @@ class ImportReport:
         }
 
 
-class ImportError_(Exception):
+class ImportSourceError(Exception):
     """The import as a whole cannot start (e.g. a path that does not exist)."""
 
 
@@ -196,7 +196,7 @@ def sources_from_paths(paths: Iterable[str | os.PathLike], limits: ImportLimits)
     for given in paths:
         root = Path(given)
         if not root.exists() and not root.is_symlink():
-            raise ImportError_(f"{given}: no such file or directory")
+            raise ImportSourceError(f"{given}: no such file or directory")
         if root.is_dir():
             out.extend(_sources_from_dir(root, budget))
         elif zipfile.is_zipfile(root) or root.suffix.lower() == ".zip":

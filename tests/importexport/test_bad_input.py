@@ -232,9 +232,9 @@ def test_continue_on_error_writes_the_good_files(fresh_project, write_files):
 
 
 def test_missing_path_is_an_error(fresh_project, tmp_path):
-    from stories.importer import ImportError_
+    from stories.importer import ImportSourceError
 
-    with pytest.raises(ImportError_, match="no such file"):
+    with pytest.raises(ImportSourceError, match="no such file"):
         run([tmp_path / "nope"], fresh_project())
 
 

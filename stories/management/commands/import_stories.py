@@ -7,7 +7,7 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
-from stories.importer import ImportError_, import_stories
+from stories.importer import ImportSourceError, import_stories
 from stories.models import Backlog, Project
 
 
@@ -72,7 +72,7 @@ class Command(BaseCommand):
                 continue_on_error=options["continue_on_error"],
                 progress=ProgressBar(sys.stderr),
             )
-        except ImportError_ as exc:
+        except ImportSourceError as exc:
             raise CommandError(str(exc)) from None
         elapsed = time.perf_counter() - started
         self._print(report, options["verbosity"])

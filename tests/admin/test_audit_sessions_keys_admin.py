@@ -40,7 +40,7 @@ def test_audit_log_filters(su_client, story, owner):
         "action=story.created",
         "entity_type=story",
         f"user__id__exact={owner.pk}",
-        "timestamp__gte=2000-01-01",
+        "timestamp__gte=2000-01-01 00:00:00%2B00:00",  # aware, as the date filter sends it
     ):
         response = su_client.get(f"{AUDIT}?{query}")
         assert response.status_code == 200, query

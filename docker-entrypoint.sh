@@ -23,6 +23,8 @@ echo "entrypoint: waiting for the database (up to ${DB_WAIT_TIMEOUT:-60}s)" >&2
 if [ "${DJANGO_MIGRATE:-true}" != "false" ]; then
     echo "entrypoint: applying migrations" >&2
     "$PYTHON" manage.py migrate --noinput
+    # The cache table when CACHE_URL=dbcache://… (a no-op for other caches).
+    "$PYTHON" manage.py createcachetable
 fi
 
 if [ "$#" -gt 0 ]; then

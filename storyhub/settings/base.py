@@ -172,6 +172,11 @@ LOGGING = {
 STORYHUB_BENCH_VIEWS = env.bool("STORYHUB_BENCH_VIEWS", default=False)
 
 # --- REST API (stories/api, audit/api, sessions_app/api) ---------------------------------
+# The cache holds the API's rate-limit counters. The default lives in each process's memory,
+# so every gunicorn worker counts on its own; CACHE_URL=dbcache://storyhub_cache shares
+# the counters through the database (docker-entrypoint.sh runs createcachetable).
+CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "sessions_app.api.authentication.ApiKeyAuthentication",

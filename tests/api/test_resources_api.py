@@ -279,6 +279,29 @@ def test_throttle_429_with_retry_after(settings, owner, project):
     cache.clear()
 
 
+def test_throttle_counts_in_a_shared_database_cache(settings, owner, project):
+    """With CACHE_URL=dbcache://… the counters live in the database, which every gunicorn
+    worker and container shares, instead of in one process's memory."""
+    from django.core.cache import cache
+    from django.core.management import call_command
+    from django.db import connection
+
+    from sessions_app.services import api_key_create
+
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "storyhub_cache_test"}
+    }
+    call_command("createcachetable", verbosity=0)
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"api_key": "2/min"}}
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key_create(actor=None, user=owner, name='t')[1]}")
+    assert [client.get(P).status_code for _ in range(3)] == [200, 200, 429]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT cache_key FROM storyhub_cache_test")
+        assert [key for (key,) in cursor.fetchall()] == [":1:throttle_api_key_key-" + str(owner.api_keys.get().pk)]
+    cache.clear()
+
+
 def test_oversized_body_is_413(settings, owner_client, project):
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
     response = owner_client.post(S, {"key": "BIG-1", "title": "x" * 5000}, format="json")

@@ -59,7 +59,14 @@ def deploy_database():
 def test_entrypoint_migrates_serves_and_stops_gracefully(deploy_database, static_root, tmp_path):
     _, url = deploy_database
     port = free_port()
-    env = entrypoint_env(url, tmp_path, port, DJANGO_LOG_JSON="true", DJANGO_STATIC_ROOT=static_root)
+    env = entrypoint_env(
+        url,
+        tmp_path,
+        port,
+        DJANGO_LOG_JSON="true",
+        DJANGO_STATIC_ROOT=static_root,
+        CACHE_URL="dbcache://storyhub_cache",
+    )
 
     log_path = tmp_path / "entrypoint.log"
     with running_entrypoint(env, log_path, cwd=tmp_path) as proc:
@@ -98,6 +105,18 @@ def test_entrypoint_migrates_serves_and_stops_gracefully(deploy_database, static
         assert json.loads(body) == []  # a new user is a member of no project
         status, _, _ = http_get(port, "/api/v1/projects/", {"Authorization": "Bearer not-a-key"})
         assert status == 401
+        # CACHE_URL=dbcache://…: the entrypoint made the cache table and the key's rate-limit
+        # counter is kept there, shared by every worker.
+        counted = manage(
+            "shell",
+            "-c",
+            "from django.db import connection; c = connection.cursor(); "
+            "c.execute(\"SELECT count(*) FROM storyhub_cache WHERE cache_key LIKE '%throttle_api_key_%'\"); "
+            "print(c.fetchone()[0])",
+            env=env,
+        )
+        assert counted.returncode == 0, counted.stderr
+        assert counted.stdout.split()[-1] == "1"  # after the shell's own "N objects imported"
 
         # SIGTERM goes straight to gunicorn (exec'd as the entrypoint's process): graceful exit 0.
         proc.send_signal(signal.SIGTERM)

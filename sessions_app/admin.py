@@ -1,4 +1,5 @@
-"""Sessions and API keys in the admin; users get a "revoke all sessions" action.
+"""Sessions and API keys in the admin; users get a "revoke all sessions" action, and
+their creation, edits and password changes are saved through the services (audited).
 
 Sessions: list and revoke (one, selected, or every session of a user) through
 sessions_app.services, so each revocation is audited. API keys: created here (the key
@@ -9,10 +10,13 @@ manage their own keys only."""
 
 from __future__ import annotations
 
+import contextvars
+
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.forms import AdminPasswordChangeForm
 from django.db import transaction
 from django.utils import timezone
 from django.utils.html import format_html
@@ -241,9 +245,40 @@ if admin.site.is_registered(User):
     admin.site.unregister(User)
 
 
+# The admin's password form saves through sessions_app.services.user_save like the other
+# user forms; the view sets who is acting, since the form is built without the request.
+_password_actor: contextvars.ContextVar = contextvars.ContextVar("storyhub_password_actor")
+
+
+class AuditedPasswordChangeForm(AdminPasswordChangeForm):
+    def save(self, commit=True):
+        user = self.set_password_and_save(self.user, commit=False)
+        return services.user_save(actor=_password_actor.get(None), user=user) if commit else user
+
+
 @admin.register(User)
 class UserAdmin(DjangoUserAdmin):
     actions = ("revoke_all_sessions",)
+    change_password_form = AuditedPasswordChangeForm
+
+    # Creating and editing users goes through the services, so each change is audited.
+    def save_model(self, request, obj, form, change):
+        services.user_save(actor=request.user, user=obj)
+
+    def save_related(self, request, form, formsets, change):
+        data = form.cleaned_data
+        services.user_set_access(
+            actor=request.user, user=form.instance, groups=data.get("groups"), permissions=data.get("user_permissions")
+        )
+        for formset in formsets:
+            self.save_formset(request, form, formset, change=change)
+
+    def user_change_password(self, request, id, form_url=""):
+        token = _password_actor.set(request.user)
+        try:
+            return super().user_change_password(request, id, form_url)
+        finally:
+            _password_actor.reset(token)
 
     def has_view_permission(self, request, obj=None):
         if super().has_view_permission(request, obj):

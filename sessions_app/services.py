@@ -1,4 +1,5 @@
-"""Revoking sessions (admin actions and the API call these)."""
+"""Sessions, API keys and user accounts: revoking sessions, creating and revoking keys,
+and the admin's edits of users (each audited; a password hash is never logged)."""
 
 import hashlib
 import secrets
@@ -99,3 +100,54 @@ def api_key_lookup(plaintext: str) -> ApiKey | None:
     if not plaintext.startswith(KEY_PREFIX):
         return None
     return ApiKey.objects.select_related("user").filter(key_hash=api_key_hash(plaintext)).first()
+
+
+# --------------------------------------------------------------------------- users
+
+# What a user row's audit entry shows; the password hash never, only that it changed.
+USER_AUDITED_FIELDS = ("username", "first_name", "last_name", "email", "is_active", "is_staff", "is_superuser")
+
+
+def _password_state(user) -> str:
+    return "set" if user.has_usable_password() else "unusable"
+
+
+@transaction.atomic
+def user_save(*, actor, user):
+    """Create or update `user` (the admin's user forms, its password form included) with
+    an audit row naming each changed field, old → new."""
+    model = type(user)
+    before = model.objects.select_for_update().filter(pk=user.pk).first() if user.pk else None
+    user.save()
+    if before is None:
+        changes = {f: (None, getattr(user, f)) for f in USER_AUDITED_FIELDS}
+        changes["password"] = (None, _password_state(user))
+        audit_record(actor=actor, action="user.created", target=user, entity_type="user", changes=changes)
+        return user
+    changes = {
+        f: (getattr(before, f), getattr(user, f)) for f in USER_AUDITED_FIELDS if getattr(before, f) != getattr(user, f)
+    }
+    if before.password != user.password:
+        changes["password"] = (_password_state(before), "changed" if user.has_usable_password() else "unusable")
+    if changes:
+        audit_record(actor=actor, action="user.updated", target=user, entity_type="user", changes=changes)
+    return user
+
+
+@transaction.atomic
+def user_set_access(*, actor, user, groups=None, permissions=None) -> None:
+    """Set `user`'s groups and/or direct permissions (None leaves one as it is), with an
+    audit row listing what was there before and after."""
+    changes = {}
+    for name, manager, new in (
+        ("groups", user.groups, groups),
+        ("user_permissions", user.user_permissions, permissions),
+    ):
+        if new is None:
+            continue
+        old_items, new_items = set(manager.all()), set(new)
+        if old_items != new_items:
+            manager.set(new_items)
+            changes[name] = (sorted(map(str, old_items)), sorted(map(str, new_items)))
+    if changes:
+        audit_record(actor=actor, action="user.access_changed", target=user, entity_type="user", changes=changes)

@@ -54,6 +54,10 @@ def _value(field: forms.Field, bound) -> object:
 
 def _put(data: dict, form: forms.BaseForm) -> None:
     for name, field in form.fields.items():
+        if isinstance(field.widget, forms.MultiWidget):  # e.g. a split date + time
+            for i, part in enumerate(field.widget.decompress(form[name].value())):
+                data[f"{form.add_prefix(name)}_{i}"] = "" if part is None else str(part)
+            continue
         value = _value(field, form[name])
         if value is not None:
             data[form.add_prefix(name)] = value

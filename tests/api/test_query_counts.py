@@ -90,3 +90,21 @@ def test_paginated_lists_do_not_depend_on_the_page_size(world, owner, url):
     six = measure(client, f"{url}{sep}page_size=6")
     assert (two[1], six[1]) == (2, 6)
     assert two[0] == six[0]
+
+
+def test_story_detail_reads_in_four_queries_however_many_links(world, owner):
+    """API key, project + the caller's role, the story's row, its dependencies: 4 queries,
+    for a story with 1 link and with 7 (the key's last-use touch is at most once a minute)."""
+    from sessions_app.services import api_key_create
+
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {api_key_create(actor=None, user=owner, name='qc')[1]}")
+    url = P + "stories/HUB/"
+    assert client.get(url).status_code == 200  # records the key's first use
+    counts = []
+    for size in (2, 7):
+        world(size)
+        with CaptureQueriesContext(connection) as ctx:
+            response = client.get(url)
+        assert response.status_code == 200 and response["ETag"]
+        counts.append((len(ctx.captured_queries), len(response.json()["dependencies"])))
+    assert counts == [(4, 2), (4, 7)], counts

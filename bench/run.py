@@ -490,7 +490,9 @@ def write_plot(path: Path) -> bool:
         colour = "#4caf50" if share <= 1 else "#e53935"
         out.append(f'<text x="{left - 8}" y="{y + 14}" text-anchor="end">{label}</text>')
         out.append(f'<rect x="{left}" y="{y}" width="{min(share, 1.45) * scale:.1f}" height="18" fill="{colour}"/>')
-        out.append(f'<text x="{left + min(share, 1.45) * scale + 6:.1f}" y="{y + 14}">{value:g} / {target:g}</text>')
+        # The figure right of its bar, and never across the target line.
+        text_x = left + max(min(share, 1.45), 1.0 if share > 0.75 else 0) * scale + 6
+        out.append(f'<text x="{text_x:.1f}" y="{y + 14}">{value:g} / {target:g}</text>')
     out.append(f'<line x1="{left + scale}" y1="28" x2="{left + scale}" y2="{height - 8}" stroke="black"/>')
     out.append("</svg>")
     path.write_text("\n".join(out) + "\n")

@@ -19,7 +19,7 @@ from storyhub.errors import ConflictError, NotFoundError
 
 from . import serializers as s
 from .exceptions import NotAvailable
-from .payloads import story_list_payload, story_values
+from .payloads import story_list_payload, story_rows_by_id
 from .permissions import get_project_for, require_role
 from .views import StoryDetailView, check_if_match, get_story, stale_if_match_is_412, validated
 
@@ -204,7 +204,7 @@ def _graph():
 
 def _story_refs(ids_depths: list[tuple[int, int]]) -> list[dict]:
     ids = [i for i, _ in ids_depths]
-    rows = {r["id"]: r for r in story_values(Story.objects.filter(pk__in=ids))}
+    rows = story_rows_by_id(ids)
     present = [i for i in ids if i in rows]
     by_id = dict(zip(present, story_list_payload([rows[i] for i in present]), strict=True))
     out = []
@@ -264,7 +264,7 @@ class ProjectReadyView(APIView):
         limit = parse_int(request, "limit", default=100, low=1, high=1000)
         offset = parse_int(request, "offset", default=0, low=0, high=10_000_000)
         ids = _graph().ready_story_ids(project=project, limit=limit, offset=offset)
-        rows = {r["id"]: r for r in story_values(Story.objects.filter(pk__in=ids))}
+        rows = story_rows_by_id(ids)
         return Response(story_list_payload([rows[i] for i in ids if i in rows]))
 
 

@@ -80,15 +80,33 @@ _DEPENDENCIES_SQL = (
 )
 
 
+# Ids per statement: one statement for any page; long graph walks take a few, well under
+# SQLite's limit of 32,766 bound parameters.
+ID_CHUNK = 5000
+
+
+def _chunks(ids: list[int]):
+    for start in range(0, len(ids), ID_CHUNK):
+        yield ids[start : start + ID_CHUNK]
+
+
 def _dependencies_of(story_ids: list[int]) -> dict[int, list[tuple]]:
     """story id -> [(type, target key, same project?, target project slug, target status category)]."""
     deps: dict[int, list[tuple]] = defaultdict(list)
-    if story_ids:
-        with connection.cursor() as cursor:
-            cursor.execute(_DEPENDENCIES_SQL.format(ids=", ".join(["%s"] * len(story_ids))), story_ids)
+    with connection.cursor() as cursor:
+        for chunk in _chunks(story_ids):
+            cursor.execute(_DEPENDENCIES_SQL.format(ids=", ".join(["%s"] * len(chunk))), chunk)
             for story_id, *rest in cursor.fetchall():
                 deps[story_id].append(rest)
     return deps
+
+
+def story_rows_by_id(ids: list[int]) -> dict[int, dict]:
+    """story_values() rows of the stories `ids`, by id (any number of ids)."""
+    rows: dict[int, dict] = {}
+    for chunk in _chunks(ids):
+        rows.update((r["id"], r) for r in story_values(Story.objects.filter(pk__in=chunk)))
+    return rows
 
 
 def story_list_payload(rows: list[dict]) -> list[dict]:

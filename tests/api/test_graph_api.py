@@ -30,6 +30,23 @@ def test_blockers_direct_and_transitive(member_client, chain):
     assert member_client.get(P + "stories/C/blockers/?max_depth=0").status_code == 400
 
 
+def test_long_walks_read_their_stories_in_chunks_with_the_same_answer(member_client, make_story, owner, monkeypatch):
+    """Walks longer than one statement's id list (SQLite binds at most 32,766 parameters)
+    are read in chunks; here a chunk of 2 ids against a chain of 7."""
+    from stories.api import payloads
+
+    stories = [make_story(f"L{i}", status="ready") for i in range(7)]
+    for later, earlier in zip(stories[1:], stories, strict=False):
+        DependencyFactory(story=later, depends_on=earlier, actor=owner)
+    url = P + "stories/L6/blockers/?transitive=true"
+    whole = member_client.get(url).json()
+    monkeypatch.setattr(payloads, "ID_CHUNK", 2)
+    chunked = member_client.get(url).json()
+    assert [(r["key"], r["depth"]) for r in chunked] == [(f"L{5 - i}", i + 1) for i in range(6)]
+    assert chunked == whole
+    assert chunked[0]["dependencies"] == [{"depends_on": "L4", "type": "blocks"}]
+
+
 def test_dependents(member_client, chain):
     body = member_client.get(P + "stories/A/dependents/?transitive=true").json()
     assert [(r["key"], r["depth"]) for r in body] == [("B", 1), ("C", 2)]

@@ -18,7 +18,7 @@ import datetime as dt
 import io
 import zipfile
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -29,6 +29,8 @@ from django.utils.text import slugify
 from .bulk import clean_value, match_status, normalize_status_word
 from .models import DEFAULT_STATUS_SLUG, Epic, Priority, Project, Status, StatusHistory, Story, StoryDependency
 from .storyfiles import ITEM_DEFAULTS, StoryFileError, export_path, parse_story_file, render_story_file
+
+Progress = Callable[[int], None]  # called with the number of stories written so far
 
 FORMATS = ("markdown", "json", "csv")
 CONTENT_TYPES = {"markdown": "application/zip", "json": "application/json", "csv": "text/csv; charset=utf-8"}
@@ -97,9 +99,13 @@ def stories_for_export(project: Project, *, epic: str | None = None, status: str
     return qs
 
 
-def iter_story_dicts(queryset: QuerySet[Story], project_id: int, *, history: bool = False) -> Iterator[dict[str, Any]]:
-    """Story dicts in key order, CHUNK at a time (keyset pagination on the key)."""
+def iter_story_dicts(
+    queryset: QuerySet[Story], project_id: int, *, history: bool = False, progress: Progress | None = None
+) -> Iterator[dict[str, Any]]:
+    """Story dicts in key order, CHUNK at a time (keyset pagination on the key);
+    `progress(done)` after each chunk."""
     last = None
+    done = 0
     while True:
         page = queryset.order_by("key")
         if last is not None:
@@ -143,6 +149,9 @@ def iter_story_dicts(queryset: QuerySet[Story], project_id: int, *, history: boo
                 )
         for r in rows:
             yield _story_dict(r, deps.get(r["id"], []), changes.get(r["id"]) if history else None, project_id)
+        done += len(rows)
+        if progress is not None:
+            progress(done)
 
 
 def _story_dict(r: dict, deps: list[dict], history: list[dict] | None, project_id: int) -> dict[str, Any]:
@@ -286,12 +295,12 @@ def _deps_of(value: Any, own_slug: str) -> list[tuple[str, str, str]] | None:
     return sorted(out)
 
 
-def stream_markdown(project: Project, queryset: QuerySet[Story]) -> Iterator[bytes]:
+def stream_markdown(project: Project, queryset: QuerySet[Story], progress: Progress | None = None) -> Iterator[bytes]:
     sink = _Sink()
     checker = RoundTrip(project)
     used: set[str] = set()
     with zipfile.ZipFile(sink, mode="w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for story in iter_story_dicts(queryset, project.pk):
+        for story in iter_story_dicts(queryset, project.pk, progress=progress):
             path = export_path(story)
             if path in used:
                 path = export_path({**story, "file_path": ""})
@@ -323,7 +332,7 @@ def _json_default(value: Any) -> Any:
     raise TypeError(type(value).__name__)
 
 
-def stream_json(project: Project, queryset: QuerySet[Story]) -> Iterator[bytes]:
+def stream_json(project: Project, queryset: QuerySet[Story], progress: Progress | None = None) -> Iterator[bytes]:
     head = {
         "format": "storyhub-export",
         "version": 1,
@@ -343,7 +352,7 @@ def stream_json(project: Project, queryset: QuerySet[Story]) -> Iterator[bytes]:
     opening = orjson.dumps(head, default=_json_default)
     yield opening[:-1] + b',"stories":['
     first = True
-    for story in iter_story_dicts(queryset, project.pk, history=True):
+    for story in iter_story_dicts(queryset, project.pk, history=True, progress=progress):
         yield (b"" if first else b",") + orjson.dumps(story, default=_json_default)
         first = False
     yield b"]}\n"
@@ -361,11 +370,11 @@ def _cell(value: Any) -> str:
     return text
 
 
-def stream_csv(project: Project, queryset: QuerySet[Story]) -> Iterator[bytes]:
+def stream_csv(project: Project, queryset: QuerySet[Story], progress: Progress | None = None) -> Iterator[bytes]:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
-    for n, story in enumerate(iter_story_dicts(queryset, project.pk), start=1):
+    for n, story in enumerate(iter_story_dicts(queryset, project.pk, progress=progress), start=1):
         row = dict(story)
         row["labels"] = "; ".join(story["labels"] or [])
         row["dependencies"] = " ".join(
@@ -380,9 +389,17 @@ def stream_csv(project: Project, queryset: QuerySet[Story]) -> Iterator[bytes]:
     yield buffer.getvalue().encode("utf-8")
 
 
-def stream_export(project: Project, fmt: str, *, epic: str | None = None, status: str | None = None) -> Iterator[bytes]:
-    """The export of `project` in `fmt` (markdown / json / csv), as a stream of bytes."""
+def stream_export(
+    project: Project,
+    fmt: str,
+    *,
+    epic: str | None = None,
+    status: str | None = None,
+    progress: Progress | None = None,
+) -> Iterator[bytes]:
+    """The export of `project` in `fmt` (markdown / json / csv), as a stream of bytes;
+    `progress(stories_done)` is called as the stories go out."""
     if fmt not in FORMATS:
         raise ValueError(fmt)
     queryset = stories_for_export(project, epic=epic, status=status)
-    return {"markdown": stream_markdown, "json": stream_json, "csv": stream_csv}[fmt](project, queryset)
+    return {"markdown": stream_markdown, "json": stream_json, "csv": stream_csv}[fmt](project, queryset, progress)

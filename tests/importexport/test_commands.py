@@ -8,8 +8,8 @@ import zipfile
 import pytest
 from django.core.management import CommandError, call_command
 
-from stories.management.commands.import_stories import ProgressBar
 from stories.models import Story
+from storyhub.progress import ProgressBar
 
 from .conftest import SEEDS, story_text
 
@@ -73,6 +73,32 @@ def test_progress_bar_only_on_a_terminal():
     plain = io.StringIO()
     ProgressBar(plain)("read", 10, 10)
     assert plain.getvalue() == ""
+
+
+def test_export_command_shows_progress_on_a_terminal(project, write_files, tmp_path, monkeypatch):
+    from stories import exporter
+
+    root = write_files({f"{i}.md": story_text(f"PG-{i}") for i in range(5)})
+    call_command("import_stories", str(root), "--project", project.slug, stdout=io.StringIO())
+    monkeypatch.setattr(exporter, "CHUNK", 2)  # three pages: 2, 4, 5 stories done
+    seen = []
+    for fmt in ("markdown", "json", "csv"):
+        seen.clear()
+        b"".join(exporter.stream_export(project, fmt, progress=seen.append))
+        assert seen == [2, 4, 5], fmt
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    tty = Tty()
+    monkeypatch.setattr("sys.stderr", tty)
+    out = tmp_path / "out.csv"
+    call_command(
+        "export_stories", "--project", project.slug, "--format", "csv", "--output", str(out), stdout=io.StringIO()
+    )
+    assert tty.getvalue().endswith("export   [" + "#" * 30 + "] 5/5\n")
+    assert len(out.read_text().splitlines()) == 6  # header + 5 stories
 
 
 def test_export_command_writes_each_format(project, write_files, tmp_path):

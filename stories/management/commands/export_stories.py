@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from stories.exporter import FORMATS, stories_for_export, stream_export
 from stories.models import Project
+from storyhub.progress import ProgressBar
 
 
 class Command(BaseCommand):
@@ -30,8 +31,12 @@ class Command(BaseCommand):
             raise CommandError(f"No project '{options['project']}'.")
         fmt, epic, status = options["format"], options["epic"], options["status"]
         count = stories_for_export(project, epic=epic, status=status).count()
-        chunks = stream_export(project, fmt, epic=epic, status=status)
         target = options["output"]
+        # A progress bar when writing to a file from a terminal (stdout may be the export).
+        bar = ProgressBar(sys.stderr) if target != "-" else None
+        chunks = stream_export(
+            project, fmt, epic=epic, status=status, progress=(lambda done: bar("export", done, count)) if bar else None
+        )
         if target == "-":
             out = sys.stdout.buffer if hasattr(sys.stdout, "buffer") else None
             for chunk in chunks:

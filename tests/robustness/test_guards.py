@@ -1,4 +1,4 @@
-"""Database-level guards (audit migration 0002, stories migration 0003): they hold for
+"""Database-level guards (audit migration 0002, stories migrations 0003 and 0004): they hold for
 SQL that bypasses the ORM and the services, and the services still write exactly one
 status_history row per change."""
 
@@ -144,10 +144,44 @@ def test_raw_status_update_writes_one_history_row(story):
 
 
 @pytest.mark.django_db
+def test_raw_status_update_is_audited_and_bumps_the_version(story, member):
+    from rest_framework.test import APIClient
+
+    member_client = APIClient()
+    member_client.force_authenticate(member)
+    url = f"/api/v1/projects/{story.project.slug}/stories/{story.key}/"
+    etag = member_client.get(url)["ETag"]
+    before = Story.objects.values_list("version", "updated_at").get(pk=story.pk)
+    raw("UPDATE stories SET status_id = %s WHERE id = %s", [status_id(story, "ready"), story.pk])
+    version, updated_at = Story.objects.values_list("version", "updated_at").get(pk=story.pk)
+    assert version == before[0] + 1 and updated_at > before[1]
+    row = AuditLog.objects.get(action="story.status_changed_outside")
+    assert (row.entity_type, row.entity_id, row.user_id) == ("story", str(story.pk), None)
+    assert row.details == {
+        "source": "system",
+        "note": TRIGGER_NOTE,
+        "changes": {"status": {"old": "draft", "new": "ready"}},
+    }
+    # A client that read the story before the SQL change cannot write over it.
+    stale = member_client.patch(url, {"title": "Mine"}, format="json", HTTP_IF_MATCH=etag)
+    assert stale.status_code == 412
+    assert Story.objects.get(pk=story.pk).status.slug == "ready"
+
+
+@pytest.mark.django_db
+def test_service_changes_get_no_outside_audit_row_and_one_version_bump(story, owner):
+    version = story.version
+    services.story_transition(actor=owner, story=story, status="ready")
+    assert Story.objects.get(pk=story.pk).version == version + 1
+    assert not AuditLog.objects.filter(action="story.status_changed_outside").exists()
+
+
+@pytest.mark.django_db
 def test_raw_updates_that_do_not_move_the_status_write_nothing(story):
     raw("UPDATE stories SET title = 'Renamed by SQL' WHERE id = %s", [story.pk])
     raw("UPDATE stories SET status_id = status_id WHERE id = %s", [story.pk])
     assert len(history(story)) == 1
+    assert not AuditLog.objects.filter(action="story.status_changed_outside").exists()
 
 
 @pytest.mark.django_db

@@ -212,6 +212,9 @@ def filtered_stories(request, queryset):
     """Apply the StoryFilter query parameters; bad values are a 400."""
     if not any(name in request.query_params for name in StoryFilter.base_filters):
         return queryset  # the common unfiltered page skips building a FilterSet
+    if request.query_params.get("updated_since") == "":
+        # django-filter ignores an empty value; a date-time parameter that is present must be one.
+        raise ValidationError({"updated_since": ["Give an ISO 8601 date-time, e.g. 2025-08-28T12:00:00Z."]})
     filterset = StoryFilter(request.query_params, queryset=queryset, request=request)
     if not filterset.is_valid():
         raise ValidationError({k: list(v) for k, v in filterset.errors.items()})

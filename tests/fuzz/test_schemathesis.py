@@ -4,7 +4,8 @@ Authenticated as a project member with an API key; a second user (member of anot
 project only) is the peer for the object-level authorization check, so the run fails when
 one user can read the other's objects. `--checks all`: zero 5xx, zero responses outside
 the schema. `make test` runs a small budget; `make fuzz` sets FUZZ_MAX_EXAMPLES /
-FUZZ_MAX_SECONDS higher."""
+FUZZ_MAX_SECONDS higher. FUZZ_OUTPUT=FILE keeps schemathesis' report, FUZZ_HAR=FILE every
+request and response."""
 
 from __future__ import annotations
 
@@ -16,7 +17,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.factories import MemberFactory, ProjectFactory, StoryFactory, UserFactory
+from sessions_app.backends import SessionStore
+from stories.models import Story
+from tests.factories import (
+    BacklogFactory,
+    DependencyFactory,
+    EpicFactory,
+    MemberFactory,
+    ProjectFactory,
+    StoryFactory,
+    UserFactory,
+)
 
 MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "8"))
 MAX_SECONDS = int(os.environ.get("FUZZ_MAX_SECONDS", "60"))
@@ -31,6 +42,17 @@ def _key(user) -> str:
     return plaintext
 
 
+def _dictionaries(values_by_path_parameter: dict[str, list]) -> str:
+    """schemathesis config: draw each path parameter from its values 70 % of the time."""
+    out = []
+    for name, values in values_by_path_parameter.items():
+        out.append(f"\n[dictionaries.{name}]\nvalues = {json.dumps(values)}\n")
+    out.append("\n[parameters]\n")
+    for name in values_by_path_parameter:
+        out.append(f'"path.{name}" = {{ dictionary = "{name}", probability = 0.7 }}\n')
+    return "".join(out)
+
+
 def test_api_conforms_to_its_schema_under_fuzzing(live_server, tmp_path: Path):
     alice, bob = UserFactory(username="fuzz-alice"), UserFactory(username="fuzz-bob")
     mine = ProjectFactory(actor=alice, slug="fuzz-mine")
@@ -39,6 +61,16 @@ def test_api_conforms_to_its_schema_under_fuzzing(live_server, tmp_path: Path):
     for i in range(3):
         StoryFactory(project=mine, key=f"FZA-{i + 1:03d}")
         StoryFactory(project=theirs, key=f"FZB-{i + 1:03d}")
+    BacklogFactory(project=mine, slug="sprint-1", actor=alice)
+    EpicFactory(project=mine, slug="core", actor=alice)
+    link = DependencyFactory(
+        story=Story.objects.get(project=mine, key="FZA-002"),
+        depends_on=Story.objects.get(project=mine, key="FZA-001"),
+        actor=alice,
+    )
+    session = SessionStore()
+    session["_auth_user_id"] = str(alice.pk)
+    session.create()
 
     wfc = tmp_path / "auth.json"
     wfc.write_text(
@@ -59,6 +91,18 @@ def test_api_conforms_to_its_schema_under_fuzzing(live_server, tmp_path: Path):
         f'[auth.wfc]\npath = "{wfc}"\nuser = "alice"\npeers = ["alice", "bob"]\n\n'
         "[checks.positive_data_acceptance]\n"
         'expected-statuses = ["2xx", "400", "401", "403", "404", "409", "412", "429"]\n'
+        # Real identifiers most of the time, so the fuzzer gets past the 404s into the
+        # endpoints' logic; the other project's too, for the authorization checks.
+        + _dictionaries(
+            {
+                "slug": ["fuzz-mine", "fuzz-theirs"],
+                "key": ["FZA-001", "FZA-002", "FZA-003", "FZB-001"],
+                "item": ["sprint-1", "core", "draft", "ready", "done"],
+                "username": ["fuzz-alice", "fuzz-carol", "fuzz-bob"],
+                "dep_id": [link.pk],
+                "sid_prefix": [session.session_key[:8]],
+            }
+        )
     )
     cmd = [
         str(Path(sys.executable).with_name("schemathesis")),
@@ -83,6 +127,8 @@ def test_api_conforms_to_its_schema_under_fuzzing(live_server, tmp_path: Path):
         "--wait-for-schema",
         "10",
     ]
+    if os.environ.get("FUZZ_HAR"):  # every request and response, for a look afterwards
+        cmd += ["--report", "har", "--report-har-path", os.environ["FUZZ_HAR"]]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=MAX_SECONDS + 120, check=False, cwd=tmp_path)
     output = proc.stdout + proc.stderr
     if os.environ.get("FUZZ_OUTPUT"):

@@ -23,6 +23,7 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.utils.text import slugify
 
@@ -87,6 +88,27 @@ CSV_COLUMNS = (
 
 def export_filename(project: Project, fmt: str) -> str:
     return f"{project.slug}-stories.{EXTENSIONS[fmt]}"
+
+
+def check_export_filters(project: Project, *, epic: str | None = None, status: str | None = None) -> None:
+    """Refuse an epic or status that `project` does not have, before anything is streamed
+    (an export that has started cannot turn into an error any more)."""
+    errors: dict[str, list[str]] = {}
+    wanted = {"epic": [epic] if epic else [], "status": [x.strip() for x in (status or "").split(",") if x.strip()]}
+    for name, model in (("epic", Epic), ("status", Status)):
+        values = wanted[name]
+        if any("\x00" in v for v in values):
+            errors[name] = ["NUL characters are not allowed."]
+            continue
+        known = set(model.objects.filter(project=project, slug__in=values).values_list("slug", flat=True))
+        missing = [v for v in values if v not in known]
+        if missing:
+            allowed = ", ".join(model.objects.filter(project=project).order_by("slug").values_list("slug", flat=True))
+            errors[name] = [
+                f"No {name} {', '.join(map(repr, missing))} in project '{project.slug}'. Known: {allowed or 'none'}."
+            ]
+    if errors:
+        raise ValidationError(errors)
 
 
 def stories_for_export(project: Project, *, epic: str | None = None, status: str | None = None) -> QuerySet[Story]:

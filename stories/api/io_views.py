@@ -14,7 +14,7 @@ from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from stories.exporter import CONTENT_TYPES, FORMATS, export_filename, stream_export
+from stories.exporter import CONTENT_TYPES, FORMATS, check_export_filters, export_filename, stream_export
 from stories.importer import ImportLimits, import_sources, sources_from_uploads
 from stories.models import Backlog
 from storyhub.errors import ApplicationError, NotFoundError
@@ -154,10 +154,10 @@ class ProjectExportView(APIView):
         fmt = request.query_params.get("format", "markdown")
         if fmt not in FORMATS:
             raise ValidationError({"format": [f"Give one of: {', '.join(FORMATS)}."]})
+        epic, status = request.query_params.get("epic"), request.query_params.get("status")
+        check_export_filters(project, epic=epic, status=status)
         response = StreamingHttpResponse(
-            stream_export(
-                project, fmt, epic=request.query_params.get("epic"), status=request.query_params.get("status")
-            ),
+            stream_export(project, fmt, epic=epic, status=status),
             content_type=CONTENT_TYPES[fmt],
         )
         response["Content-Disposition"] = f'attachment; filename="{export_filename(project, fmt)}"'

@@ -124,6 +124,9 @@ def test_export_command_writes_each_format(project, write_files, tmp_path):
         stdout=io.StringIO(),
     )
     assert (tmp_path / "out.csv").read_text().splitlines()[1].startswith("EX-2,")
+    with pytest.raises(CommandError, match=f"No epic 'nope' in project '{project.slug}'"):
+        call_command("export_stories", "--project", project.slug, "--epic", "nope", "--output", str(tmp_path / "x"))
+    assert not (tmp_path / "x").exists()
     call_command(
         "export_stories",
         "--project",

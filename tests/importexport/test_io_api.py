@@ -131,3 +131,11 @@ def test_export_formats_and_filters(member_client, owner, project):
     assert [s["key"] for s in data["stories"]] == ["INF-013"]
     bad = member_client.get(EXPORT + "?format=xml")
     assert bad.status_code == 400 and bad.json()["details"] == {"format": ["Give one of: markdown, json, csv."]}
+    # Unknown filters are refused before the stream starts (once it has, only a 500 is left).
+    bad = member_client.get(EXPORT + "?format=csv&epic=nope&status=done,gone")
+    assert bad.status_code == 400
+    assert bad.json()["details"]["epic"][0].startswith("No epic 'nope' in project 'plan-pipe'. Known: ")
+    assert bad.json()["details"]["status"][0].startswith("No status 'gone' in project 'plan-pipe'. Known: ")
+    # Found by schemathesis: a NUL in a filter broke the stream on PostgreSQL.
+    nul = member_client.get(EXPORT + "?format=csv&epic=a%00b")
+    assert nul.status_code == 400 and nul.json()["details"] == {"epic": ["NUL characters are not allowed."]}

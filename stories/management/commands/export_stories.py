@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 import sys
 
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from stories.exporter import FORMATS, stories_for_export, stream_export
+from stories.exporter import FORMATS, check_export_filters, stories_for_export, stream_export
 from stories.models import Project
 from storyhub.progress import ProgressBar
 
@@ -30,6 +31,10 @@ class Command(BaseCommand):
         if project is None:
             raise CommandError(f"No project '{options['project']}'.")
         fmt, epic, status = options["format"], options["epic"], options["status"]
+        try:
+            check_export_filters(project, epic=epic, status=status)
+        except ValidationError as exc:
+            raise CommandError(" ".join(m for ms in exc.message_dict.values() for m in ms)) from None
         count = stories_for_export(project, epic=epic, status=status).count()
         target = options["output"]
         # A progress bar when writing to a file from a terminal (stdout may be the export).

@@ -4,9 +4,6 @@ See storyhub/admin_base.py for how refusals reach the form and how roles scope s
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
@@ -31,7 +28,7 @@ from storyhub.admin_base import (
     project_ids_with_role,
 )
 
-from . import services
+from . import exporter, services
 from .admin_graph import project_graph
 from .models import (
     Backlog,
@@ -502,17 +499,6 @@ class MoveForm(forms.Form):
         self.fields["backlog"].choices = [("", "— no backlog —"), *choices]
 
 
-def _exporter():
-    """stories.exporter when it is there with the markdown zip export, else None (the
-    export action is then not offered). Imported lazily: it is a separate module."""
-    if importlib.util.find_spec("stories.exporter") is None:
-        return None
-    module = importlib.import_module("stories.exporter")
-    if not all(hasattr(module, name) for name in ("stream_markdown", "export_filename")):
-        return None
-    return module
-
-
 @admin.register(Story)
 class StoryAdmin(ServiceAdminMixin, ProjectScopedMixin, admin.ModelAdmin):
     form = StoryAdminForm
@@ -650,12 +636,6 @@ class StoryAdmin(ServiceAdminMixin, ProjectScopedMixin, admin.ModelAdmin):
         services.story_delete(actor=request.user, story=obj)
 
     # --- actions
-    def get_actions(self, request):
-        actions = super().get_actions(request)
-        if _exporter() is None:
-            actions.pop("export_markdown_zip", None)
-        return actions
-
     def _per_story(self, request, queryset, verb: str, write) -> None:
         """Run `write(story)` for each selected story in its own service call; report
         what changed and, per story, why anything was refused."""
@@ -747,10 +727,6 @@ class StoryAdmin(ServiceAdminMixin, ProjectScopedMixin, admin.ModelAdmin):
 
     @admin.action(description="Export the selected stories as a markdown zip", permissions=["view"])
     def export_markdown_zip(self, request, queryset):
-        exporter = _exporter()
-        if exporter is None:  # the action is only offered when the exporter exists
-            self.message_user(request, "Export is not available.", messages.ERROR)
-            return None
         projects = list(Project.objects.filter(pk__in=queryset.values("project")))
         if len(projects) != 1:
             self.message_user(request, "Select the stories of one project to export them.", messages.ERROR)

@@ -13,12 +13,12 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from stories import selectors, services
+from stories import graph, selectors, services
+from stories.bulk import story_bulk_upsert
 from stories.models import Backlog, Story, StoryDependency
 from storyhub.errors import ConflictError, NotFoundError
 
 from . import serializers as s
-from .exceptions import NotAvailable
 from .payloads import story_list_payload, story_rows_by_id
 from .permissions import get_project_for, require_role
 from .views import StoryDetailView, check_if_match, get_story, stale_if_match_is_412, validated
@@ -194,14 +194,6 @@ class StoryHistoryView(APIView):
 # --------------------------------------------------------------------------- graph
 
 
-def _graph():
-    try:
-        from stories import graph
-    except ImportError:
-        raise NotAvailable("Graph queries are not available in this deployment.") from None
-    return graph
-
-
 def _story_refs(ids_depths: list[tuple[int, int]]) -> list[dict]:
     ids = [i for i, _ in ids_depths]
     rows = story_rows_by_id(ids)
@@ -226,8 +218,6 @@ class GraphStorySerializer(s.StorySerializer):
 
 
 class StoryBlockersView(APIView):
-    may_be_unavailable = True
-
     walk = "story_blockers"
 
     @extend_schema(parameters=GRAPH_WALK_PARAMS, responses=GraphStorySerializer(many=True))
@@ -236,7 +226,7 @@ class StoryBlockersView(APIView):
         story = get_story(project, key)
         transitive = parse_bool(request, "transitive")
         max_depth = parse_max_depth(request)
-        found = getattr(_graph(), self.walk)(story=story, transitive=transitive, max_depth=max_depth)
+        found = getattr(graph, self.walk)(story=story, transitive=transitive, max_depth=max_depth)
         # Stories in projects the caller cannot see are left out, as if absent.
         visible = set(selectors.project_list_for_user(user=request.user).values_list("pk", flat=True))
         allowed = set(
@@ -250,8 +240,6 @@ class StoryDependentsView(StoryBlockersView):
 
 
 class ProjectReadyView(APIView):
-    may_be_unavailable = True
-
     @extend_schema(
         parameters=[
             OpenApiParameter("limit", int, description="page size, 1..1000 (default 100)"),
@@ -263,14 +251,12 @@ class ProjectReadyView(APIView):
         project = get_project_for(request, slug)
         limit = parse_int(request, "limit", default=100, low=1, high=1000)
         offset = parse_int(request, "offset", default=0, low=0, high=10_000_000)
-        ids = _graph().ready_story_ids(project=project, limit=limit, offset=offset)
+        ids = graph.ready_story_ids(project=project, limit=limit, offset=offset)
         rows = story_rows_by_id(ids)
         return Response(story_list_payload([rows[i] for i in ids if i in rows]))
 
 
 class ProjectGraphView(APIView):
-    may_be_unavailable = True
-
     @extend_schema(
         parameters=[OpenApiParameter("format", str, enum=["json", "dot", "mermaid"])],
         responses={
@@ -290,12 +276,12 @@ class ProjectGraphView(APIView):
         fmt = request.query_params.get("format", "json")
         if fmt not in ("json", "dot", "mermaid"):
             raise ValidationError({"format": ["Give json, dot or mermaid."]})
-        graph = _graph().project_graph(project=project)
+        data = graph.project_graph(project=project)
         if fmt == "dot":
-            return HttpResponse(_graph().graph_to_dot(graph), content_type="text/vnd.graphviz; charset=utf-8")
+            return HttpResponse(graph.graph_to_dot(data), content_type="text/vnd.graphviz; charset=utf-8")
         if fmt == "mermaid":
-            return HttpResponse(_graph().graph_to_mermaid(graph), content_type="text/plain; charset=utf-8")
-        return Response(graph)
+            return HttpResponse(graph.graph_to_mermaid(data), content_type="text/plain; charset=utf-8")
+        return Response(data)
 
 
 def _keys_for(ids: list[int]) -> list[str]:
@@ -304,19 +290,15 @@ def _keys_for(ids: list[int]) -> list[str]:
 
 
 class ProjectTopologicalView(APIView):
-    may_be_unavailable = True
-
     @extend_schema(
         responses=inline_serializer("TopologicalOrder", {"keys": serializers.ListField(child=serializers.CharField())})
     )
     def get(self, request, slug):
         project = get_project_for(request, slug)
-        return Response({"keys": _keys_for(_graph().topological_order(project=project))})
+        return Response({"keys": _keys_for(graph.topological_order(project=project))})
 
 
 class ProjectCriticalPathView(APIView):
-    may_be_unavailable = True
-
     @extend_schema(
         responses=inline_serializer(
             "CriticalPath",
@@ -325,7 +307,7 @@ class ProjectCriticalPathView(APIView):
     )
     def get(self, request, slug):
         project = get_project_for(request, slug)
-        result = _graph().critical_path(project=project)
+        result = graph.critical_path(project=project)
         return Response({"keys": _keys_for(list(result["story_ids"])), "points": result["points"]})
 
 
@@ -337,8 +319,6 @@ class BulkInputSerializer(s.StrictSerializer):
 
 
 class StoryBulkView(APIView):
-    may_be_unavailable = True
-
     @extend_schema(
         request=BulkInputSerializer,
         parameters=[OpenApiParameter("dry_run", OpenApiTypes.BOOL)],
@@ -356,11 +336,6 @@ class StoryBulkView(APIView):
         ),
     )
     def post(self, request, slug):
-        try:
-            from stories.bulk import story_bulk_upsert
-        except ImportError:
-            raise NotAvailable("Bulk upsert is not available in this deployment.") from None
-
         project = get_project_for(request, slug)
         require_role(request, project, "member")
         dry_run = parse_bool(request, "dry_run")

@@ -13,14 +13,6 @@ from rest_framework.response import Response
 
 from storyhub.errors import ApplicationError
 
-
-class NotAvailable(ApplicationError):
-    """An optional module (graph queries, bulk upsert) is not installed."""
-
-    code = "not_available"
-    http_status = 501
-
-
 _CODES = {
     exceptions.ParseError: "parse_error",
     exceptions.AuthenticationFailed: "not_authenticated",

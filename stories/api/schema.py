@@ -57,12 +57,4 @@ class StoryHubAutoSchema(AutoSchema):
             operation["responses"].setdefault(
                 code, {"description": description, "content": {"application/json": {"schema": error_ref}}}
             )
-        if getattr(self.view, "may_be_unavailable", False):
-            operation["responses"].setdefault(
-                "501",
-                {
-                    "description": "This deployment does not include the module behind this endpoint.",
-                    "content": {"application/json": {"schema": error_ref}},
-                },
-            )
         return operation

@@ -35,6 +35,10 @@ def _json_type_error(field: serializers.Field, value) -> str | None:
     "5" for a text field or "5" into 5 for a number."""
     if isinstance(field, serializers.CharField) and not isinstance(value, str):
         return "a string"
+    if isinstance(field, serializers.CharField) and field.max_length is not None and len(value) > field.max_length:
+        # Counted as sent: DRF would trim surrounding whitespace first and accept a value
+        # longer than the schema's maxLength.
+        return f"at most {field.max_length} characters"
     if isinstance(field, serializers.IntegerField) and (isinstance(value, bool) or not isinstance(value, int)):
         return "a whole number"
     if isinstance(field, serializers.BooleanField) and not isinstance(value, bool):

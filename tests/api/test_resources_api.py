@@ -362,6 +362,9 @@ _ = MemberFactory
         ({"slug": "typed", "name": 5}, "name"),
         ({"slug": "typed", "name": "Typed", "version": "3"}, "version"),
         ({"slug": "typed", "name": "Typed", "version": True}, "version"),
+        # Found by schemathesis: 201 characters with surrounding whitespace used to pass
+        # maxLength 200 because DRF trimmed first.
+        ({"slug": "typed", "name": "\u000b" + "x" * 199 + " "}, "name"),
     ],
 )
 def test_json_bodies_must_use_the_documented_types(owner_client, body, field):
@@ -369,6 +372,13 @@ def test_json_bodies_must_use_the_documented_types(owner_client, body, field):
     assert response.status_code == 400
     assert response.json()["code"] == "validation_error" and field in response.json()["details"]
     assert not Project.objects.filter(slug="typed").exists()
+
+
+def test_text_of_exactly_max_length_is_accepted(owner_client):
+    response = owner_client.post("/api/v1/projects/", {"slug": "long", "name": "n" * 200}, format="json")
+    assert response.status_code == 201, response.content
+    too_long = owner_client.post("/api/v1/projects/", {"slug": "longer", "name": "n" * 201}, format="json")
+    assert too_long.json()["details"] == {"name": ["Give at most 200 characters."]}
 
 
 def test_integers_beyond_64_bits_in_json_fields_round_trip(owner_client):

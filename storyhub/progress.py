@@ -22,7 +22,7 @@ class ProgressBar:
             return
         self.last = now
         filled = int(self.width * done / total)
-        label = {"read": "reading", "write": "writing", "export": "export"}.get(stage, stage)
+        label = {"read": "reading", "write": "writing"}.get(stage, stage)
         self.stream.write(f"\r{label:8} [{'#' * filled}{'.' * (self.width - filled)}] {done}/{total}")
         if done >= total:
             self.stream.write("\n")

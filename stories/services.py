@@ -115,7 +115,9 @@ def _resolve_status(project: Project, status: Status | str | None) -> Status:
     return found
 
 
-def _resolve_priority(priority: Any) -> int:
+def resolve_priority(priority: Any) -> int:
+    """The stored priority for a priority as given: a number of Priority, a word
+    ("high"), or empty for the default (medium). ValidationError otherwise."""
     if priority is None or priority == "":
         return Priority.MEDIUM
     if isinstance(priority, int) and not isinstance(priority, bool) and priority in Priority.values:
@@ -492,7 +494,8 @@ STORY_FIELDS = (
 RESERVED_STORY_KEYS = frozenset({"bulk"})
 
 
-def _check_key(key: Any) -> None:
+def check_story_key(key: Any) -> None:
+    """Refuse a story key that the API's routes reserve (ValidationError on "key")."""
     if str(key).lower() in RESERVED_STORY_KEYS:
         raise ValidationError({"key": [f"'{key}' is reserved by the API (…/stories/{key}/); choose another key."]})
 
@@ -500,9 +503,9 @@ def _check_key(key: Any) -> None:
 def _normalize_story_data(project: Project, data: Mapping[str, Any]) -> dict[str, Any]:
     data = dict(data)
     if "key" in data:
-        _check_key(data["key"])
+        check_story_key(data["key"])
     if "priority" in data:
-        data["priority"] = _resolve_priority(data["priority"])
+        data["priority"] = resolve_priority(data["priority"])
     if "estimate" in data:
         data["estimate"] = "" if data["estimate"] is None else str(data["estimate"])
     for name, model in (("backlog", Backlog), ("epic", Epic)):
@@ -527,7 +530,7 @@ def story_create(
 ) -> Story:
     """Create a story (member role). Its first status is recorded in status_history."""
     require_project_role(actor, project, ProjectMember.Role.MEMBER)
-    _check_key(key)
+    check_story_key(key)
     fields = _normalize_story_data(project, fields)
     story = Story(project=project, key=key, title=title, status=_resolve_status(project, status))
     _assign(story, fields, STORY_FIELDS)
@@ -678,7 +681,8 @@ def story_delete(*, actor, story: Story, expected_version: int | None = None) ->
 # --------------------------------------------------------------------------- dependencies
 
 
-def _lock_blocks_graph() -> None:
+def lock_blocks_graph() -> None:
+    """Take the transaction's turn at writing `blocks` links (a no-op on SQLite)."""
     # SQLite's IMMEDIATE transactions already serialize writers; PostgreSQL needs a lock.
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
@@ -701,7 +705,7 @@ def dependency_add(
     if story.pk == depends_on.pk:
         raise ValidationError({"depends_on": ["A story cannot depend on itself."]})
     if type == StoryDependency.Type.BLOCKS:
-        _lock_blocks_graph()
+        lock_blocks_graph()
         path = selectors.blocks_path(start_id=depends_on.pk, goal_id=story.pk)
         if path:
             labels = selectors.story_labels_for(ids=path, relative_to=story.project)

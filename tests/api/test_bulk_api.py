@@ -275,16 +275,16 @@ def test_bulk_accepts_dependencies_as_in_story_files(member_client, project):
 def test_bulk_key_created_meanwhile_is_a_conflict(member_client, project, make_story, monkeypatch):
     """A key another writer creates between the batch's reads and its inserts: 409, and
     nothing of the batch is written."""
-    from stories import bulk
+    from stories.bulk import plan
 
     make_story("RACE-1", title="Created by someone else")
-    load_existing = bulk._Upsert._load_existing
+    load_existing = plan.load_existing
 
-    def miss_the_other_writer(self):
-        load_existing(self)
-        self.existing.pop("RACE-1", None)
+    def miss_the_other_writer(the_plan):
+        load_existing(the_plan)
+        the_plan.existing.pop("RACE-1", None)
 
-    monkeypatch.setattr(bulk._Upsert, "_load_existing", miss_the_other_writer)
+    monkeypatch.setattr(plan, "load_existing", miss_the_other_writer)
     response = post(member_client, [{"key": "RACE-0", "title": "a"}, {"key": "RACE-1", "title": "b"}])
     assert response.status_code == 409, response.json()
     assert response.json()["code"] == "conflict"

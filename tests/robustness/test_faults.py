@@ -147,17 +147,17 @@ def test_database_going_away_and_coming_back(api, story, live_server):
 def test_backend_killed_in_the_middle_of_a_bulk_upsert_request_leaves_nothing(api, project, make_story, monkeypatch):
     existing = [make_story(f"OLD-{n}") for n in range(3)]
     before = counts()
-    from stories import bulk
+    from stories.bulk import apply
 
     reached, release = threading.Event(), threading.Event()
-    write_changed = bulk._Upsert._write_changed
+    write_changed = apply.write_changed
 
-    def stall_after_writing(self):  # all rows written, transaction still open
-        write_changed(self)
+    def stall_after_writing(plan):  # all rows written, transaction still open
+        write_changed(plan)
         reached.set()
         release.wait(30)
 
-    monkeypatch.setattr(bulk._Upsert, "_write_changed", stall_after_writing)
+    monkeypatch.setattr(apply, "write_changed", stall_after_writing)
     items = [{"key": f"NEW-{n:03d}", "title": f"New {n}"} for n in range(200)]
     items += [{"key": s.key, "title": "Changed", "status": "ready"} for s in existing]
     with pg_connect(autocommit=True) as monitor, ThreadPoolExecutor(max_workers=1) as pool:

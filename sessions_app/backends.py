@@ -2,10 +2,17 @@
 
 The session dict is stored as JSON in `sess` (never pickled), so it can be queried; the
 user id, client IP and user agent are copied into columns on save.
+
+Creating a session retries only when the new key collides with an existing row, at most
+CREATE_ATTEMPTS times; any other database error surfaces. A `_auth_user_id` naming no
+user is stored as "no user" (Django's auth treats such a session as anonymous anyway), and
+data that is not strict JSON (NaN, infinity) is refused with a ValueError before it
+reaches the database.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 
 from django.contrib.auth import HASH_SESSION_KEY  # noqa: F401  (documented key of the dict)
@@ -16,12 +23,18 @@ from django.utils import timezone
 
 logger = logging.getLogger("storyhub.sessions")
 
+# Session keys are 32 random characters: a collision is astronomically rare, so a few
+# attempts are plenty; more would only hide a bug.
+CREATE_ATTEMPTS = 5
+
 
 class SessionStore(SessionBase):
     def __init__(self, session_key=None):
         super().__init__(session_key)
         self.client_ip: str | None = None
         self.user_agent: str = ""
+        # The user id the stored row already has (checked once, not on every save).
+        self._stored_user_id: int | None = None
 
     @classmethod
     def get_model_class(cls):
@@ -44,34 +57,51 @@ class SessionStore(SessionBase):
 
     def load(self):
         row = self._get_session_from_db()
+        self._stored_user_id = row.user_id if row else None
         return dict(row.sess) if row else {}
 
     def exists(self, session_key):
         return self.model.objects.filter(sid=session_key).exists()
 
     def create(self):
-        while True:
+        for _attempt in range(CREATE_ATTEMPTS):
             self._session_key = self._get_new_session_key()
             try:
                 self.save(must_create=True)
             except CreateError:
-                continue
+                continue  # the key is taken (save checked): draw another
             self.modified = True
             return
+        raise CreateError(f"No unused session key after {CREATE_ATTEMPTS} attempts.")
 
     def _user_id(self, data: dict):
         raw = data.get("_auth_user_id")
         if raw is None:
             return None
         try:
-            return int(raw)
+            user_id = int(raw)
         except (TypeError, ValueError):
             return None
+        if user_id == self._stored_user_id:
+            return user_id
+        # The column is a foreign key: an id naming no user would fail the insert (at
+        # commit on PostgreSQL, where the constraint is deferred).
+        from django.contrib.auth import get_user_model
+
+        return user_id if get_user_model()._default_manager.filter(pk=user_id).exists() else None
+
+    @staticmethod
+    def _check_json(data: dict) -> None:
+        try:
+            json.dumps(data, allow_nan=False)
+        except ValueError as exc:
+            raise ValueError(f"Session data must be strict JSON (no NaN or infinity): {exc}") from None
 
     def save(self, must_create=False):
         if self.session_key is None:
             return self.create()
         data = self._get_session(no_load=must_create)
+        self._check_json(data)
         now = timezone.now()
         values = {
             "sess": data,
@@ -94,13 +124,15 @@ class SessionStore(SessionBase):
                         # The row was revoked or expired meanwhile: start afresh rather than resurrect it.
                         raise UpdateError
         except IntegrityError:
-            if must_create:
+            # Only a taken key may be retried (by create); anything else is a real error.
+            if must_create and self.exists(self.session_key):
                 raise CreateError
             raise
         except DatabaseError:
             if not must_create:
                 raise UpdateError
             raise
+        self._stored_user_id = values["user_id"]
 
     def delete(self, session_key=None):
         if session_key is None:

@@ -4,9 +4,9 @@ their creation, edits and password changes are saved through the services (audit
 Sessions: list and revoke (one, selected, or every session of a user) through
 sessions_app.services, so each revocation is audited. API keys: created here (the key
 is shown once, in a message, and only its hash is stored), listed, revoked; never
-edited or deleted (revoking keeps the record of the key). Staff who may not manage keys
-in general (superusers and holders of the sessions_app key permissions may) see and
-manage their own keys only."""
+edited or deleted (revoking keeps the record of the key). Who may do what is
+sessions_app.permissions: every staff user manages their own keys; the view permission
+only lists other users' keys; only superusers create keys for other users."""
 
 from __future__ import annotations
 
@@ -21,8 +21,16 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.html import format_html
 
-from storyhub.admin_base import SERVICE_ERRORS, ServiceAdminMixin, copy_saved, error_text, service_call
+from storyhub.admin_base import (
+    SERVICE_ERRORS,
+    ServiceAdminMixin,
+    ServiceFailed,
+    copy_saved,
+    error_text,
+    service_call,
+)
 
+from . import permissions as policy
 from . import services
 from .models import ApiKey, Session
 
@@ -32,7 +40,8 @@ User = get_user_model()
 def _revoke_all_for_users(modeladmin, request, users) -> None:
     total = 0
     for user in users:
-        total += services.session_revoke_all_for_user(actor=request.user, user=user)
+        with service_call(context=user.get_username()):
+            total += services.session_revoke_all_for_user(actor=request.user, user=user)
     modeladmin.message_user(request, f"Revoked {total} session(s) of {len(users)} user(s).", messages.SUCCESS)
 
 
@@ -124,10 +133,6 @@ class ApiKeyCreateForm(forms.ModelForm):
         fields = ("user", "name", "read_only")
 
 
-def manages_all_keys(user) -> bool:
-    return user.is_superuser or user.has_perm("sessions_app.view_apikey")
-
-
 @admin.register(ApiKey)
 class ApiKeyAdmin(ServiceAdminMixin, admin.ModelAdmin):
     list_display = ("name", "prefix_display", "user", "scope", "last_used_at", "expires_at", "revoked_at", "active")
@@ -151,7 +156,7 @@ class ApiKeyAdmin(ServiceAdminMixin, admin.ModelAdmin):
 
     def get_queryset(self, request):
         qs = super().get_queryset(request)
-        return qs if manages_all_keys(request.user) else qs.filter(user=request.user)
+        return qs if policy.may_see_all_keys(request.user) else qs.filter(user=request.user)
 
     def has_module_permission(self, request):
         return request.user.is_active and request.user.is_staff
@@ -159,9 +164,10 @@ class ApiKeyAdmin(ServiceAdminMixin, admin.ModelAdmin):
     def has_view_permission(self, request, obj=None):
         if not (request.user.is_active and request.user.is_staff):
             return False
-        return obj is None or manages_all_keys(request.user) or obj.user_id == request.user.pk
+        return obj is None or policy.may_see_all_keys(request.user) or obj.user_id == request.user.pk
 
     def has_add_permission(self, request):
+        # Every staff user may make keys for themselves; the owner field is for superusers.
         return request.user.is_active and request.user.is_staff
 
     def has_change_permission(self, request, obj=None):
@@ -172,7 +178,9 @@ class ApiKeyAdmin(ServiceAdminMixin, admin.ModelAdmin):
         return False
 
     def has_revoke_permission(self, request):
-        return self.has_view_permission(request)
+        # Own keys always; other users' keys as sessions_app.permissions.may_revoke_key says
+        # (checked for each key by the service).
+        return request.user.is_active and request.user.is_staff
 
     def get_actions(self, request):
         actions = super().get_actions(request)
@@ -187,7 +195,7 @@ class ApiKeyAdmin(ServiceAdminMixin, admin.ModelAdmin):
     def get_fields(self, request, obj=None):
         if obj is None:
             base = ("user", "name", "read_only", "expires_days")
-            return base if manages_all_keys(request.user) else base[1:]
+            return base if request.user.is_superuser else base[1:]
         return self.readonly_fields
 
     def get_readonly_fields(self, request, obj=None):
@@ -206,7 +214,7 @@ class ApiKeyAdmin(ServiceAdminMixin, admin.ModelAdmin):
         return obj.is_active
 
     def save_model(self, request, obj, form, change):
-        user = form.cleaned_data.get("user") if manages_all_keys(request.user) else request.user
+        user = form.cleaned_data.get("user") if request.user.is_superuser else request.user
         with service_call():
             key, plaintext = services.api_key_create(
                 actor=request.user,
@@ -260,6 +268,19 @@ class AuditedPasswordChangeForm(AdminPasswordChangeForm):
 class UserAdmin(DjangoUserAdmin):
     actions = ("revoke_all_sessions",)
     change_password_form = AuditedPasswordChangeForm
+    # Only superusers change these (sessions_app.permissions.may_change_access).
+    access_fields = ("is_superuser", "groups", "user_permissions")
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = tuple(super().get_readonly_fields(request, obj))
+        return fields if policy.may_change_access(request.user) else fields + self.access_fields
+
+    def has_change_permission(self, request, obj=None):
+        allowed = super().has_change_permission(request, obj)
+        return allowed and (obj is None or policy.may_change_user(request.user, obj))
+
+    def has_revoke_sessions_permission(self, request):
+        return request.user.has_perm("sessions_app.delete_session")
 
     # Creating and editing users goes through the services, so each change is audited.
     def save_model(self, request, obj, form, change):
@@ -292,10 +313,12 @@ class UserAdmin(DjangoUserAdmin):
         # keys without audit rows, and blank "changed by" in the status history.
         return False
 
-    @admin.action(description="Revoke every session of the selected users", permissions=["change"])
+    @admin.action(description="Revoke every session of the selected users", permissions=["revoke_sessions"])
     def revoke_all_sessions(self, request, queryset):
         try:
             with transaction.atomic():
                 _revoke_all_for_users(self, request, list(queryset))
+        except ServiceFailed as failed:
+            self.message_user(request, f"Nothing was changed. {failed.text}", messages.ERROR)
         except SERVICE_ERRORS as exc:
             self.message_user(request, error_text(exc), messages.ERROR)

@@ -1,22 +1,28 @@
 """Sessions, API keys and user accounts: revoking sessions, creating and revoking keys,
-and the admin's edits of users (each audited; a password hash is never logged)."""
+and the admin's edits of users (each audited; a password hash is never logged). Who may
+do which is decided in sessions_app.permissions; deactivating a user revokes their keys
+and sessions in the same transaction."""
 
 import hashlib
 import secrets
 from datetime import timedelta
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
 from audit.services import audit_record
 
+from . import permissions as policy
 from .models import ApiKey, Session
 
 
 @transaction.atomic
 def session_revoke(*, actor, session: Session) -> None:
     """End one session now."""
+    own = actor is not None and session.user_id == actor.pk  # spares loading the user
+    if not (own or policy.may_revoke_sessions_of(actor, session.user)):
+        raise PermissionDenied("You may not revoke this session.")
     audit_record(
         actor=actor,
         action="session.revoked",
@@ -31,8 +37,15 @@ def session_revoke(*, actor, session: Session) -> None:
 @transaction.atomic
 def session_revoke_all_for_user(*, actor, user) -> int:
     """End every session of `user`; returns how many there were."""
+    if not policy.may_revoke_sessions_of(actor, user):
+        raise PermissionDenied(f"You may not revoke the sessions of {user.get_username()}.")
+    return _revoke_sessions(actor=actor, user=user)
+
+
+def _revoke_sessions(*, actor, user, reason: str | None = None) -> int:
     count, _ = Session.objects.filter(user=user).delete()
-    audit_record(actor=actor, action="session.revoked_all", target=user, entity_type="user", extra={"count": count})
+    extra = {"count": count} if reason is None else {"count": count, "reason": reason}
+    audit_record(actor=actor, action="session.revoked_all", target=user, entity_type="user", extra=extra)
     return count
 
 
@@ -51,7 +64,10 @@ def api_key_hash(plaintext: str) -> str:
 def api_key_create(
     *, actor, user, name: str, read_only: bool = False, expires_days: int | None = None
 ) -> tuple[ApiKey, str]:
-    """Create a key for `user`; returns (key, plaintext). The plaintext is never stored."""
+    """Create a key for `user`; returns (key, plaintext). The plaintext is never stored.
+    Only `user` themselves or a superuser may (a key acts with all of its user's rights)."""
+    if not policy.may_create_key_for(actor, user):
+        raise PermissionDenied("Only a superuser may create an API key for another user.")
     if not name or len(name) > 100:
         raise ValidationError({"name": ["Give a name of 1 to 100 characters."]})
     if expires_days is not None and expires_days < 1:
@@ -80,11 +96,22 @@ def api_key_create(
 @transaction.atomic
 def api_key_revoke(*, actor, key: ApiKey) -> ApiKey:
     """Revoke a key now; later requests with it answer 401."""
+    if not policy.may_revoke_key(actor, key):
+        raise PermissionDenied(f"You may not revoke the key {key.name!r} of {key.user.get_username()}.")
     if key.revoked_at is None:
         key.revoked_at = timezone.now()
         key.save(update_fields=["revoked_at"])
         audit_record(actor=actor, action="api_key.revoked", target=key, entity_type="api_key")
     return key
+
+
+def _revoke_keys(*, actor, user, reason: str) -> int:
+    now = timezone.now()
+    keys = list(ApiKey.objects.select_for_update().filter(user=user, revoked_at=None))
+    ApiKey.objects.filter(pk__in=[k.pk for k in keys]).update(revoked_at=now)
+    for key in keys:
+        audit_record(actor=actor, action="api_key.revoked", target=key, entity_type="api_key", extra={"reason": reason})
+    return len(keys)
 
 
 def api_key_touch(*, key: ApiKey) -> None:
@@ -115,9 +142,11 @@ def _password_state(user) -> str:
 @transaction.atomic
 def user_save(*, actor, user):
     """Create or update `user` (the admin's user forms, its password form included) with
-    an audit row naming each changed field, old → new."""
+    an audit row naming each changed field, old → new. Deactivating a user revokes their
+    API keys and sessions (audited), so they do not work again on reactivation."""
     model = type(user)
     before = model.objects.select_for_update().filter(pk=user.pk).first() if user.pk else None
+    _check_user_change(actor, before, user)
     user.save()
     if before is None:
         changes = {f: (None, getattr(user, f)) for f in USER_AUDITED_FIELDS}
@@ -131,7 +160,17 @@ def user_save(*, actor, user):
         changes["password"] = (_password_state(before), "changed" if user.has_usable_password() else "unusable")
     if changes:
         audit_record(actor=actor, action="user.updated", target=user, entity_type="user", changes=changes)
+    if before.is_active and not user.is_active:
+        _revoke_keys(actor=actor, user=user, reason="user deactivated")
+        _revoke_sessions(actor=actor, user=user, reason="user deactivated")
     return user
+
+
+def _check_user_change(actor, before, user) -> None:
+    if before is not None and not policy.may_change_user(actor, before):
+        raise PermissionDenied("Only a superuser may change a superuser.")
+    if user.is_superuser != (before.is_superuser if before else False) and not policy.may_change_access(actor):
+        raise PermissionDenied("Only a superuser may grant or remove superuser status.")
 
 
 @transaction.atomic
@@ -147,6 +186,8 @@ def user_set_access(*, actor, user, groups=None, permissions=None) -> None:
             continue
         old_items, new_items = set(manager.all()), set(new)
         if old_items != new_items:
+            if not policy.may_change_access(actor):
+                raise PermissionDenied("Only a superuser may change groups and permissions.")
             manager.set(new_items)
             changes[name] = (sorted(map(str, old_items)), sorted(map(str, new_items)))
     if changes:

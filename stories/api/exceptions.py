@@ -60,6 +60,10 @@ def error_response(code: str, message: str, http_status: int, details=None, extr
 
 
 def exception_handler(exc, context):
+    if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
+        from .throttling import throttle_failed_authentication
+
+        exc = throttle_failed_authentication(context.get("request"), context.get("view")) or exc
     if isinstance(exc, ApplicationError):
         return error_response(exc.code, exc.message, exc.http_status, exc.details, exc.extra)
     if isinstance(exc, DjangoValidationError):

@@ -1,7 +1,8 @@
 """Rate limits per API key (requests made with a key) and per user (session
-requests), plus per address for anonymous callers. Rates come from settings
-(API_THROTTLE_KEY / API_THROTTLE_USER / API_THROTTLE_ANON env vars)."""
+requests), plus per address for anonymous callers and for failed authentication. Rates
+come from settings (API_THROTTLE_KEY / API_THROTTLE_USER / API_THROTTLE_ANON env vars)."""
 
+from rest_framework.exceptions import Throttled
 from rest_framework.throttling import SimpleRateThrottle
 
 
@@ -37,3 +38,17 @@ class KeyOrUserRateThrottle(SimpleRateThrottle):
 
     def get_cache_key(self, request, view):  # pragma: no cover - allow_request builds it
         return None
+
+
+def throttle_failed_authentication(request, view) -> Throttled | None:
+    """DRF authenticates before it throttles, so missing or bad credentials were answered
+    401 without ever being counted: a client could guess keys at full speed. The exception
+    handler calls this for each 401; the request counts in its address's "anon" bucket
+    (the one anonymous requests use), and once that is full the answer is 429 instead.
+    Requests that authenticate are never slowed down by another client's failures."""
+    if request is None:
+        return None
+    throttle = KeyOrUserRateThrottle()
+    if throttle.allow_request(request, view):
+        return None
+    return Throttled(wait=throttle.wait())

@@ -1,6 +1,6 @@
-"""The admin site: StoryHub's branding, and autocomplete results labelled by the model
+"""The admin site: StoryHub's branding, autocomplete results labelled by the model
 admin (`autocomplete_label`), so that e.g. stories of different projects with the same
-key can be told apart when linking across projects."""
+key can be told apart when linking across projects, and the login lockout page."""
 
 from __future__ import annotations
 
@@ -26,3 +26,24 @@ class StoryHubAdminSite(admin.AdminSite):
 
     def autocomplete_view(self, request):
         return LabelledAutocompleteJsonView.as_view(admin_site=self)(request)
+
+
+def lockout_response(request, original_response=None, credentials=None):
+    """django-axes' answer to a login from a locked-out username and address
+    (AXES_LOCKOUT_CALLABLE): the admin's own page, 429, saying for how long and how an
+    administrator unlocks it sooner."""
+    from django.conf import settings
+    from django.shortcuts import render
+
+    cooloff = settings.AXES_COOLOFF_TIME
+    seconds = int(cooloff.total_seconds()) if cooloff else None
+    context = {
+        **admin.site.each_context(request),
+        "title": "Too many failed logins",
+        "failure_limit": settings.AXES_FAILURE_LIMIT,
+        "cooloff_minutes": seconds // 60 if seconds else None,
+    }
+    response = render(request, "admin/lockout.html", context, status=429)
+    if seconds:
+        response["Retry-After"] = str(seconds)
+    return response

@@ -4,6 +4,7 @@ Everything configurable comes from the environment through one ``environ.Env()``
 ``.env`` in the working directory is read when present (see ``.env.example``).
 """
 
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import quote
 
@@ -32,6 +33,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI served from our static files, no CDN
+    "axes",  # admin login lockout (AXES_* below)
     "audit",
     "sessions_app",
     "stories",
@@ -49,6 +51,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes requires: turns a locked-out login into its lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "storyhub.urls"
@@ -135,6 +139,23 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
+# Admin login lockout (django-axes): AXES_FAILURE_LIMIT failed logins for one username from
+# one address lock that pair out for AXES_COOLOFF_MINUTES (429, storyhub.admin_site's
+# lockout page); a successful login resets the count; `manage.py axes_reset` unlocks all.
+# Attempts live in the database (axes' tables), so every worker and container shares them.
+# API keys never go through these backends, so the lockout does not affect them.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out pair before the password check
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "storyhub.admin_site.lockout_response"
+# Successful logins are already listed with address and user agent in `sessions`.
+AXES_DISABLE_ACCESS_LOG = True
+
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env("DJANGO_TIME_ZONE", default="UTC")
 USE_I18N = True
@@ -165,7 +186,8 @@ LOGGING = {
         }
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    # axes: lockouts and repeated failures are warnings; its per-attempt notes are noise.
+    "loggers": {"django.db.backends": {"level": "INFO"}, "axes": {"level": "WARNING"}},
 }
 
 # Benchmark-only reference views under /bench/ (bench/urls.py); never enable in production.

@@ -18,3 +18,6 @@ REST_FRAMEWORK = {
     **REST_FRAMEWORK,  # noqa: F405
     "DEFAULT_THROTTLE_RATES": {"api_key": "100000/min", "user": "100000/min", "anon": "100000/min"},
 }
+# Django's test Client.login() authenticates without a request, which django-axes refuses;
+# the lockout tests (tests/admin/test_login_lockout.py) switch it on.
+AXES_ENABLED = False

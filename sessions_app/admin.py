@@ -75,6 +75,10 @@ class SessionAdmin(ServiceAdminMixin, admin.ModelAdmin):
     )
     list_filter = (ActiveFilter, ("user", admin.RelatedOnlyFieldListFilter))
     search_fields = ("user__username", "user__email", "ip_address", "user_agent")
+
+    def get_search_fields(self, request):
+        return policy.search_fields_without_email(request.user, super().get_search_fields(request))
+
     ordering = ("-last_activity",)
     list_select_related = ("user",)
     # The session data itself (`sess`) holds secrets such as the auth hash: never shown.
@@ -307,6 +311,15 @@ class UserAdmin(DjangoUserAdmin):
         match = getattr(request, "resolver_match", None)
         is_autocomplete = match is not None and match.url_name == "autocomplete"
         return obj is None and is_autocomplete and request.user.is_active and request.user.is_staff
+
+    def get_search_results(self, request, queryset, search_term):
+        if policy.may_browse_users(request.user):
+            return super().get_search_results(request, queryset, search_term)
+        # Staff who may not browse users (they reach this only through autocomplete, to
+        # pick a project member or owner) find a user only by their exact username: no
+        # listing, no matching on email or names, so nobody can enumerate accounts.
+        term = search_term.strip()
+        return (queryset.filter(username__iexact=term) if term else queryset.none()), False
 
     def has_delete_permission(self, request, obj=None):
         # Deactivate users instead: deleting one would drop their memberships, sessions and

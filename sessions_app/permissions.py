@@ -14,6 +14,8 @@ for a user with more privileges than their own:
   users' sessions, except a superuser's.
 - Users: only a superuser may change a superuser, make someone superuser or change groups
   and permissions; `auth.change_user` covers the rest (names, email, staff, active).
+  Listing and searching users (names, emails) needs `auth.view_user`; other staff find a
+  user in autocomplete fields only by exact username, and never search by email.
 `actor=None` is the system (manage.py), which may do everything.
 """
 
@@ -67,3 +69,15 @@ def may_change_user(actor, user) -> bool:
 def may_change_access(actor) -> bool:
     """Superuser flag, groups and permissions: only superusers (or the system)."""
     return actor is None or (_active(actor) and actor.is_superuser)
+
+
+def may_browse_users(actor) -> bool:
+    from django.contrib.auth import get_user_model
+
+    opts = get_user_model()._meta
+    return _active(actor) and actor.has_perm(f"{opts.app_label}.view_{opts.model_name}")
+
+
+def search_fields_without_email(actor, fields):
+    """An admin's `fields` minus user emails, for staff who may not browse users."""
+    return tuple(fields) if may_browse_users(actor) else tuple(f for f in fields if not f.endswith("user__email"))

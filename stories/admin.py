@@ -16,6 +16,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from sessions_app.permissions import search_fields_without_email
 from storyhub.admin_base import (
     SERVICE_ERRORS,
     ProjectScopedMixin,
@@ -851,6 +852,10 @@ class ProjectMemberAdmin(ServiceAdminMixin, ProjectFieldMixin, ProjectScopedMixi
     ordering = ("project__slug", "user__username")
     list_select_related = ("project", "user")
     autocomplete_fields = ("project", "user")
+
+    def get_search_fields(self, request):
+        # Matching on emails would reveal them to staff who may not browse users.
+        return search_fields_without_email(request.user, super().get_search_fields(request))
 
     def get_queryset(self, request):
         return self.scope_queryset(request, super().get_queryset(request))

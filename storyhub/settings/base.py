@@ -216,6 +216,10 @@ REST_FRAMEWORK = {
         "user": env("API_THROTTLE_USER", default="600/min"),
         "anon": env("API_THROTTLE_ANON", default="60/min"),
     },
+    # The client address for per-address limits: 0 = REMOTE_ADDR; N = the Nth address from
+    # the right of X-Forwarded-For, as N trusted proxies append it. (DRF's default reads the
+    # whole header, which any client can vary to get a fresh bucket each request.)
+    "NUM_PROXIES": env.int("API_NUM_PROXIES", default=0),
     "EXCEPTION_HANDLER": "stories.api.exceptions.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "stories.api.schema.StoryHubAutoSchema",
     # `?format=` belongs to the graph endpoint (json / dot / mermaid), not renderer choice.

@@ -14,7 +14,7 @@ P = "/api/v1/projects/"
 
 
 @pytest.fixture
-def low_anon_limit(settings):
+def low_anon_limit(settings, db):
     cache.clear()
     settings.REST_FRAMEWORK = {
         **settings.REST_FRAMEWORK,
@@ -52,3 +52,20 @@ def test_revoked_key_failures_count_too(low_anon_limit, owner):
     api_key_revoke(actor=None, key=key)
     statuses = [get({"HTTP_AUTHORIZATION": f"Bearer {plaintext}"}).status_code for _ in range(4)]
     assert statuses == [401, 401, 401, 429]
+
+
+def test_a_forged_forwarded_for_header_does_not_give_a_fresh_bucket(low_anon_limit):
+    statuses = [
+        get({"HTTP_AUTHORIZATION": "Bearer shk_guess", "HTTP_X_FORWARDED_FOR": f"10.0.0.{i}"}).status_code
+        for i in range(4)
+    ]
+    assert statuses == [401, 401, 401, 429]
+
+
+def test_behind_a_trusted_proxy_the_address_it_appends_counts(low_anon_limit, settings):
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 1}
+    # The client may send its own X-Forwarded-For; the proxy appends the real address.
+    forged = [f"10.0.0.{i}, 198.51.100.20" for i in range(4)]
+    statuses = [get({"HTTP_X_FORWARDED_FOR": xff}, address="192.0.2.1").status_code for xff in forged]
+    assert statuses == [401, 401, 401, 429]
+    assert get({"HTTP_X_FORWARDED_FOR": "198.51.100.21"}, address="192.0.2.1").status_code == 401

@@ -75,16 +75,15 @@ class SessionAdmin(ServiceAdminMixin, admin.ModelAdmin):
     )
     list_filter = (ActiveFilter, ("user", admin.RelatedOnlyFieldListFilter))
     search_fields = ("user__username", "user__email", "ip_address", "user_agent")
-
-    def get_search_fields(self, request):
-        return policy.search_fields_without_email(request.user, super().get_search_fields(request))
-
     ordering = ("-last_activity",)
     list_select_related = ("user",)
     # The session data itself (`sess`) holds secrets such as the auth hash: never shown.
     fields = ("short_sid", "user", "ip_address", "user_agent", "created_at", "last_activity", "expire", "active")
     readonly_fields = fields
     actions = ("revoke_selected", "revoke_all_of_users")
+
+    def get_search_fields(self, request):
+        return policy.search_fields_without_email(request.user, super().get_search_fields(request))
 
     def has_add_permission(self, request):
         return False
@@ -251,7 +250,8 @@ class ApiKeyAdmin(ServiceAdminMixin, admin.ModelAdmin):
 
 
 # The auth app's user admin, plus: staff may pick users in autocomplete fields (project
-# members, owners) without the right to browse or edit users, and a revoke-all action.
+# members, owners) by exact username without the right to browse or edit users, and a
+# revoke-all action.
 # Users are deactivated, not deleted (see has_delete_permission).
 if admin.site.is_registered(User):
     admin.site.unregister(User)

@@ -88,7 +88,7 @@ class SessionStore(SessionBase):
         # commit on PostgreSQL, where the constraint is deferred).
         from django.contrib.auth import get_user_model
 
-        return user_id if get_user_model()._default_manager.filter(pk=user_id).exists() else None
+        return user_id if get_user_model().objects.filter(pk=user_id).exists() else None
 
     @staticmethod
     def _check_json(data: dict) -> None:

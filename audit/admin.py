@@ -1,37 +1,39 @@
 """The audit log in the admin: read-only for everyone (no add, change or delete, even
-for superusers), filterable, each row linked to the entity it concerns."""
+for superusers), filterable, each row linked to the entity it concerns. Which rows a
+user reads is decided by audit.selectors (the same rule as the API)."""
 
 from __future__ import annotations
 
 import json
 
 from django.contrib import admin
-from django.db.models import Q
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
 
-from storyhub.admin_base import ReadOnlyAdminMixin, admin_roles, has_role
+from storyhub.admin_base import ReadOnlyAdminMixin, has_role
 
+from .events import EntityType
 from .models import AuditLog
+from .selectors import audit_details_for, audit_list_for, audit_sees_all
 
 # entity_type → admin URL name of its change page.
 ENTITY_ADMIN = {
-    "project": "admin:stories_project_change",
-    "story": "admin:stories_story_change",
-    "backlog": "admin:stories_backlog_change",
-    "status": "admin:stories_status_change",
-    "epic": "admin:stories_epic_change",
-    "projectmember": "admin:stories_projectmember_change",
-    "story_dependency": "admin:stories_storydependency_change",
-    "project_dependency": "admin:stories_projectdependency_change",
-    "api_key": "admin:sessions_app_apikey_change",
-    "user": "admin:auth_user_change",
+    EntityType.PROJECT: "admin:stories_project_change",
+    EntityType.STORY: "admin:stories_story_change",
+    EntityType.BACKLOG: "admin:stories_backlog_change",
+    EntityType.STATUS: "admin:stories_status_change",
+    EntityType.EPIC: "admin:stories_epic_change",
+    EntityType.PROJECT_MEMBER: "admin:stories_projectmember_change",
+    EntityType.STORY_DEPENDENCY: "admin:stories_storydependency_change",
+    EntityType.PROJECT_DEPENDENCY: "admin:stories_projectdependency_change",
+    EntityType.API_KEY: "admin:sessions_app_apikey_change",
+    EntityType.USER: "admin:auth_user_change",
 }
 
 
 def sees_every_row(user) -> bool:
     """Superusers and auditors (given the audit.view_auditlog permission) see it all."""
-    return user.is_active and user.is_staff and (user.is_superuser or user.has_perm("audit.view_auditlog"))
+    return audit_sees_all(user)
 
 
 @admin.register(AuditLog)
@@ -48,21 +50,29 @@ class AuditLogAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     date_hierarchy = "timestamp"
     list_per_page = 100
     show_full_result_count = False
-    fields = ("timestamp", "action", "entity_type", "entity_id", "entity_link", "user", "user_repr", "details_pretty")
+    fields = (
+        "timestamp",
+        "action",
+        "entity_type",
+        "entity_id",
+        "entity_link",
+        "project_id",
+        "user",
+        "user_repr",
+        "details_pretty",
+    )
     readonly_fields = fields
 
     def get_queryset(self, request):
-        qs = super().get_queryset(request)
-        if sees_every_row(request.user):
-            return qs
-        # Other staff: the rows about projects they belong to.
-        from stories.models import Project
+        # Superusers and auditors: every row; other staff: the rows of their projects.
+        return audit_list_for(user=request.user).order_by(*self.ordering)
 
-        projects = list(Project.objects.filter(pk__in=list(admin_roles(request))).values_list("pk", "slug"))
-        return qs.filter(
-            Q(details__project__in=[slug for _, slug in projects])
-            | Q(entity_type="project", entity_id__in=[str(pk) for pk, _ in projects])
-        )
+    def get_object(self, request, object_id, from_field=None):
+        obj = super().get_object(request, object_id, from_field)
+        if obj is not None:
+            # Shown, never saved (the row is append-only): a hidden side of a link is redacted.
+            obj.details = audit_details_for(user=request.user, row=obj)
+        return obj
 
     def has_module_permission(self, request):
         return sees_every_row(request.user) or has_role(request, None, "viewer")

@@ -25,6 +25,10 @@ class AuditLog(models.Model):
     action = models.CharField(max_length=100)
     entity_type = models.CharField(max_length=100, blank=True, default="")
     entity_id = models.CharField(max_length=100, blank=True, default="")
+    # The project the row is about, by its immutable id (a slug can be taken again by a
+    # new project after a delete). No FK: audit rows outlive projects. NULL: about no
+    # project (users, keys, sessions) or an old row it could not be derived for.
+    project_id = models.BigIntegerField(null=True, blank=True)
     # Audit rows outlive users: no FK constraint, plus a text snapshot of who it was.
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -48,6 +52,7 @@ class AuditLog(models.Model):
             models.Index(fields=["timestamp"], name="audit_log_timestamp_idx"),
             models.Index(fields=["user", "timestamp"], name="audit_log_user_idx"),
             models.Index(fields=["action"], name="audit_log_action_idx"),
+            models.Index(fields=["project_id", "id"], name="audit_log_project_idx"),
         ]
 
     def __str__(self) -> str:

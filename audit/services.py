@@ -15,6 +15,7 @@ from django.utils import timezone
 from storyhub.fastinsert import insert_rows
 
 from .context import current
+from .events import AuditAction, EntityType, registered_action, registered_entity_type
 from .models import AuditLog
 
 _PLAIN = (str, int, float, bool, type(None))
@@ -45,9 +46,12 @@ def audit_record(
     entity_id: str | int | None = None,
     changes: dict[str, tuple[Any, Any]] | None = None,
     extra: dict[str, Any] | None = None,
+    project_id: int | None = None,
 ) -> AuditLog:
     """Append one audit row for `action` on `target` by `actor` (a user, or None for
-    system / CLI writes). `changes` maps field → (old, new)."""
+    system / CLI writes). `changes` maps field → (old, new). `action` and the entity type
+    must be registered in audit.events (ValueError otherwise); the row's project comes
+    from `target` (see `audit_row`) unless `project_id` is given."""
     if not connection.in_atomic_block:
         raise RuntimeError("audit_record must run inside the transaction of the write it records.")
     row = audit_row(
@@ -58,6 +62,7 @@ def audit_record(
         entity_id=entity_id,
         changes=changes,
         extra=extra,
+        project_id=project_id,
     )
     row.save(force_insert=True)
     return row
@@ -68,7 +73,7 @@ def audit_record_many(rows: list[AuditLog]) -> None:
     stories.bulk). Same rule as audit_record: inside the write's transaction."""
     if not connection.in_atomic_block:
         raise RuntimeError("audit_record_many must run inside the transaction of the writes it records.")
-    columns = ("action", "entity_type", "entity_id", "user_id", "user_repr", "timestamp", "details")
+    columns = ("action", "entity_type", "entity_id", "project_id", "user_id", "user_repr", "timestamp", "details")
     insert_rows(AuditLog, columns, [tuple(getattr(row, name) for name in columns) for row in rows])
 
 
@@ -81,8 +86,15 @@ def audit_row(
     entity_id: str | int | None = None,
     changes: dict[str, tuple[Any, Any]] | None = None,
     extra: dict[str, Any] | None = None,
+    project_id: int | None = None,
 ) -> AuditLog:
-    """An unsaved audit row, with the write context (source, request id, API key)."""
+    """An unsaved audit row, with the write context (source, request id, API key).
+
+    The row is scoped by the immutable id of the project it concerns (never its slug,
+    which a new project may take after a delete): `project_id` if given, else derived
+    from `target` by `audit_scope`. A link between two projects also records the other
+    side's id in details["linked_project_id"], so the readers of both see the row."""
+    action = registered_action(action)
     ctx = current()
     details: dict[str, Any] = {"source": ctx.source}
     if ctx.request_id:
@@ -95,18 +107,41 @@ def audit_row(
         }
     if extra:
         details.update(_jsonable(extra))
+    linked_project_id = None
     if target is not None:
         entity_type = entity_type or target._meta.model_name
         entity_id = target.pk if entity_id is None else entity_id
+        derived, linked_project_id = audit_scope(target)
+        project_id = derived if project_id is None else project_id
+    entity_type = registered_entity_type(entity_type or "")
+    if linked_project_id is not None and linked_project_id != project_id:
+        details["linked_project_id"] = linked_project_id
     user = actor if getattr(actor, "is_authenticated", False) else None
     return AuditLog(
         action=action,
-        entity_type=entity_type or "",
+        entity_type=entity_type,
         entity_id="" if entity_id is None else str(entity_id),
+        project_id=project_id,
         user=user,
         user_repr=user.get_username() if user else "",
         details=details,
     )
+
+
+def audit_scope(target: models.Model) -> tuple[int | None, int | None]:
+    """(project id, linked project id) of an audit target: a project is its own; a story
+    dependency belongs to the project of its dependent story (`story`) and links the
+    project of `depends_on`; a project dependency belongs to `from_project` and links
+    `to_project`; anything with a `project_id` (story, status, backlog, epic, member)
+    belongs to that project; anything else (users, keys, sessions) to none."""
+    label = target._meta.label_lower
+    if label == "stories.project":
+        return target.pk, None
+    if label == "stories.storydependency":
+        return target.story.project_id, target.depends_on.project_id
+    if label == "stories.projectdependency":
+        return target.from_project_id, target.to_project_id
+    return getattr(target, "project_id", None), None
 
 
 def audit_purge(*, actor, before: datetime, dry_run: bool = False) -> dict[str, Any]:
@@ -140,8 +175,8 @@ def audit_purge(*, actor, before: datetime, dry_run: bool = False) -> dict[str, 
                 cursor.execute("SELECT set_config('storyhub.audit_purge', 'off', true)")
         row = audit_record(
             actor=actor,
-            action="audit.purged",
-            entity_type="audit_log",
+            action=AuditAction.AUDIT_PURGED,
+            entity_type=EntityType.AUDIT_LOG,
             extra={
                 "before": before,
                 "deleted": result["deleted"],

@@ -223,12 +223,12 @@ def build(db: str, stories: int, projects: int, seed: int = 7, quiet: bool = Fal
                         "created" if old is None else "",
                     )
                 )
-                action = "story.created" if old is None else "story.transitioned"
+                action = "story.created" if old is None else "story.status_changed"
                 details = {
                     "source": "import" if old is None else "api",
                     "changes": {"status": {"old": old, "new": slug}},
                 }
-                audit_rows.append((action, "story", str(sid), None, "", at, json.dumps(details)))
+                audit_rows.append((action, "story", str(sid), proj.pk, None, "", at, json.dumps(details)))
                 old = slug
 
     with connection.cursor() as dj_cur:
@@ -274,7 +274,7 @@ def build(db: str, stories: int, projects: int, seed: int = 7, quiet: bool = Fal
         _copy(
             cur,
             "audit_log",
-            ["action", "entity_type", "entity_id", "user_id", "user_repr", "timestamp", "details"],
+            ["action", "entity_type", "entity_id", "project_id", "user_id", "user_repr", "timestamp", "details"],
             audit_rows,
         )
         for table in ("epics", "stories"):

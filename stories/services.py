@@ -18,6 +18,7 @@ from django.db import IntegrityError, connection, models, transaction
 from django.db.models import ProtectedError
 from django.utils import timezone
 
+from audit.events import AuditAction, EntityType
 from audit.services import audit_record
 from storyhub.errors import ConflictError, DependencyCycleError, InvalidTransitionError, StaleVersionError
 
@@ -214,7 +215,7 @@ def project_create(*, actor, slug: str, name: str, **fields: Any) -> Project:
         forget_roles(actor)
     audit_record(
         actor=actor,
-        action="project.created",
+        action=AuditAction.PROJECT_CREATED,
         target=project,
         changes={"slug": (None, slug), "name": (None, name)},
         extra={"workflow": [step["slug"] for step in DEFAULT_WORKFLOW]},
@@ -231,7 +232,7 @@ def project_update(*, actor, project: Project, data: Mapping[str, Any]) -> Proje
     changes = _assign(project, data, [f for f in PROJECT_FIELDS if f != "slug"])
     if changes:
         _save(project, changes)
-        audit_record(actor=actor, action="project.updated", target=project, changes=changes)
+        audit_record(actor=actor, action=AuditAction.PROJECT_UPDATED, target=project, changes=changes)
     return project
 
 
@@ -245,7 +246,7 @@ def project_delete(*, actor, project: Project) -> None:
     require_project_role(actor, project, ProjectMember.Role.OWNER)
     audit_record(
         actor=actor,
-        action="project.deleted",
+        action=AuditAction.PROJECT_DELETED,
         target=project,
         extra={"slug": project.slug, "stories": project.stories.count()},
     )
@@ -272,7 +273,7 @@ def project_member_set(*, actor, project: Project, user, role: str) -> ProjectMe
         _create(member)
         audit_record(
             actor=actor,
-            action="project.member_added",
+            action=AuditAction.PROJECT_MEMBER_ADDED,
             target=member,
             changes={"role": (None, role)},
             extra={"project": project.slug, "user": user.get_username()},
@@ -284,7 +285,7 @@ def project_member_set(*, actor, project: Project, user, role: str) -> ProjectMe
         _save(member, changes)
         audit_record(
             actor=actor,
-            action="project.member_role_changed",
+            action=AuditAction.PROJECT_MEMBER_ROLE_CHANGED,
             target=member,
             changes=changes,
             extra={"project": project.slug, "user": user.get_username()},
@@ -307,7 +308,7 @@ def project_member_remove(*, actor, member: ProjectMember) -> None:
         _ensure_other_owner(project, member)
     audit_record(
         actor=actor,
-        action="project.member_removed",
+        action=AuditAction.PROJECT_MEMBER_REMOVED,
         target=member,
         extra={"project": project.slug, "user_id": member.user_id, "role": member.role},
     )
@@ -328,7 +329,7 @@ def backlog_create(*, actor, project: Project, slug: str, name: str, **fields: A
     _create(backlog)
     audit_record(
         actor=actor,
-        action="backlog.created",
+        action=AuditAction.BACKLOG_CREATED,
         target=backlog,
         changes={"slug": (None, slug), "name": (None, name)},
         extra={"project": project.slug},
@@ -344,7 +345,7 @@ def backlog_update(*, actor, backlog: Backlog, data: Mapping[str, Any]) -> Backl
         _save(backlog, changes)
         audit_record(
             actor=actor,
-            action="backlog.updated",
+            action=AuditAction.BACKLOG_UPDATED,
             target=backlog,
             changes=changes,
             extra={"project": backlog.project.slug},
@@ -358,7 +359,7 @@ def backlog_delete(*, actor, backlog: Backlog) -> None:
     require_project_role(actor, backlog.project, ProjectMember.Role.ADMIN)
     audit_record(
         actor=actor,
-        action="backlog.deleted",
+        action=AuditAction.BACKLOG_DELETED,
         target=backlog,
         extra={"project": backlog.project.slug, "slug": backlog.slug},
     )
@@ -377,7 +378,7 @@ def status_create(*, actor, project: Project, slug: str, name: str, category: st
     _create(status)
     audit_record(
         actor=actor,
-        action="status.created",
+        action=AuditAction.STATUS_CREATED,
         target=status,
         changes={"slug": (None, slug), "category": (None, category)},
         extra={"project": project.slug},
@@ -539,7 +540,7 @@ def story_create(
     _record_status_change(actor=actor, story=story, old=None, new=story.status, notes=notes or "created")
     audit_record(
         actor=actor,
-        action="story.created",
+        action=AuditAction.STORY_CREATED,
         target=story,
         changes={"key": (None, key), "title": (None, title), "status": (None, story.status.slug)},
         extra={"project": project.slug, "key": key},
@@ -599,7 +600,7 @@ def story_update(
     _save(locked, [*changes, "version"])
     audit_record(
         actor=actor,
-        action="story.updated",
+        action=AuditAction.STORY_UPDATED,
         target=locked,
         changes=changes,
         extra={"project": locked.project.slug, "key": locked.key, "version": locked.version},
@@ -630,7 +631,7 @@ def story_transition(
     _save(locked, ["status", "version"])
     audit_record(
         actor=actor,
-        action="story.status_changed",
+        action=AuditAction.STORY_STATUS_CHANGED,
         target=locked,
         changes={"status": (old.slug, target.slug)},
         extra={"project": locked.project.slug, "key": locked.key, "notes": notes, "version": locked.version},
@@ -654,7 +655,7 @@ def story_move(*, actor, story: Story, backlog: Backlog | None, expected_version
     _save(locked, ["backlog", "version"])
     audit_record(
         actor=actor,
-        action="story.moved",
+        action=AuditAction.STORY_MOVED,
         target=locked,
         changes={"backlog": (old.slug if old else None, backlog.slug if backlog else None)},
         extra={"project": locked.project.slug, "key": locked.key, "version": locked.version},
@@ -670,7 +671,7 @@ def story_delete(*, actor, story: Story, expected_version: int | None = None) ->
     _check_version(locked, expected_version)
     audit_record(
         actor=actor,
-        action="story.deleted",
+        action=AuditAction.STORY_DELETED,
         target=locked,
         extra={"project": locked.project.slug, "key": locked.key, "title": locked.title},
     )
@@ -725,9 +726,9 @@ def dependency_add(
         raise ValidationError({"depends_on": ["This dependency already exists."]}, code="duplicate") from None
     audit_record(
         actor=actor,
-        action="dependency.added",
+        action=AuditAction.DEPENDENCY_ADDED,
         target=dependency,
-        entity_type="story_dependency",
+        entity_type=EntityType.STORY_DEPENDENCY,
         extra={"story": story.ref, "depends_on": depends_on.ref, "type": type},
     )
     return dependency
@@ -739,9 +740,9 @@ def dependency_remove(*, actor, dependency: StoryDependency) -> None:
     require_project_role(actor, story.project, ProjectMember.Role.MEMBER)
     audit_record(
         actor=actor,
-        action="dependency.removed",
+        action=AuditAction.DEPENDENCY_REMOVED,
         target=dependency,
-        entity_type="story_dependency",
+        entity_type=EntityType.STORY_DEPENDENCY,
         extra={"story": story.ref, "depends_on": dependency.depends_on.ref, "type": dependency.type},
     )
     dependency.delete()
@@ -766,9 +767,9 @@ def project_dependency_add(
     _create(link)
     audit_record(
         actor=actor,
-        action="project_dependency.added",
+        action=AuditAction.PROJECT_DEPENDENCY_ADDED,
         target=link,
-        entity_type="project_dependency",
+        entity_type=EntityType.PROJECT_DEPENDENCY,
         extra={"from": from_project.slug, "to": to_project.slug, "type": type},
     )
     return link
@@ -779,9 +780,9 @@ def project_dependency_remove(*, actor, link: ProjectDependency) -> None:
     require_project_role(actor, link.from_project, ProjectMember.Role.ADMIN)
     audit_record(
         actor=actor,
-        action="project_dependency.removed",
+        action=AuditAction.PROJECT_DEPENDENCY_REMOVED,
         target=link,
-        entity_type="project_dependency",
+        entity_type=EntityType.PROJECT_DEPENDENCY,
         extra={"from": link.from_project.slug, "to": link.to_project.slug, "type": link.type},
     )
     link.delete()

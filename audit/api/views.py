@@ -1,14 +1,12 @@
-"""GET /api/v1/audit/: read-only audit rows of the projects the caller can see
-(superusers: all). A row belongs to a project through details["project"] (the slug
-the services record) or, for project rows, through its entity id; rows about no
-project (sessions, API keys, users) are shown to superusers only."""
+"""GET /api/v1/audit/: read-only audit rows of the projects the caller can see, as
+audit.selectors decides (by immutable project id; superusers and auditors: all). The
+action and entity_type filters take only the names registered in audit.events."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 
-from django.db.models import Q
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -17,7 +15,8 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from audit.models import AuditLog
+from audit.events import AuditAction, EntityType
+from audit.selectors import audit_list_for, audit_rows_redacted
 from stories import selectors
 
 MAX_PAGE_SIZE = 200
@@ -25,8 +24,8 @@ MAX_PAGE_SIZE = 200
 
 class AuditRowOut(serializers.Serializer):
     id = serializers.IntegerField()
-    action = serializers.CharField()
-    entity_type = serializers.CharField()
+    action = serializers.ChoiceField(choices=[member.value for member in AuditAction])
+    entity_type = serializers.ChoiceField(choices=[member.value for member in EntityType])
     entity_id = serializers.CharField()
     user = serializers.CharField()
     timestamp = serializers.DateTimeField()
@@ -64,23 +63,40 @@ def _time_param(request, name: str):
     return value
 
 
-def visible_audit_rows(user):
-    rows = AuditLog.objects.all()
-    if user.is_superuser:
-        return rows
-    projects = list(selectors.project_list_for_user(user=user).values_list("pk", "slug"))
-    return rows.filter(
-        Q(details__project__in=[slug for _, slug in projects])
-        | Q(entity_type="project", entity_id__in=[str(pk) for pk, _ in projects])
-    )
+# Filters whose values come from the registry (audit.events).
+REGISTERED = {"action": AuditAction, "entity_type": EntityType}
+
+
+def _registered_param(request, name: str) -> str | None:
+    value = request.query_params.get(name)
+    if not value:
+        return None
+    known = [member.value for member in REGISTERED[name]]
+    if value not in known:
+        raise ValidationError({name: [f"Unknown {name} '{value}'. Known values: {', '.join(known)}."]})
+    return value
+
+
+def _project_param(request):
+    slug = request.query_params.get("project")
+    if not slug:
+        return None
+    project = selectors.project_list_for_user(user=request.user).filter(slug=slug).first()
+    if project is None:
+        # Not found and not visible answer the same, so slugs cannot be probed.
+        raise ValidationError({"project": [f"No project '{slug}' that you can see."]})
+    return project
 
 
 class AuditListView(APIView):
     @extend_schema(
         parameters=[
-            OpenApiParameter("entity_type", str),
+            OpenApiParameter(
+                "project", str, description="project slug: the rows of the project that holds this slug now"
+            ),
+            OpenApiParameter("entity_type", str, enum=[member.value for member in EntityType]),
             OpenApiParameter("entity_id", str),
-            OpenApiParameter("action", str),
+            OpenApiParameter("action", str, enum=[member.value for member in AuditAction]),
             OpenApiParameter("user", str, description="username"),
             OpenApiParameter("since", OpenApiTypes.DATETIME),
             OpenApiParameter("until", OpenApiTypes.DATETIME),
@@ -90,11 +106,13 @@ class AuditListView(APIView):
         responses=AuditPageOut,
     )
     def get(self, request):
-        rows = visible_audit_rows(request.user)
-        for name in ("entity_type", "entity_id", "action"):
-            value = request.query_params.get(name)
+        rows = audit_list_for(user=request.user, project=_project_param(request))
+        for name in ("entity_type", "action"):
+            value = _registered_param(request, name)
             if value:
                 rows = rows.filter(**{name: value})
+        if request.query_params.get("entity_id"):
+            rows = rows.filter(entity_id=request.query_params["entity_id"])
         if request.query_params.get("user"):
             rows = rows.filter(user_repr=request.query_params["user"])
         since, until = _time_param(request, "since"), _time_param(request, "until")
@@ -112,14 +130,18 @@ class AuditListView(APIView):
             rows = rows.filter(id__lt=last_id)
         page = list(
             rows.order_by("-id").values(
-                "id", "action", "entity_type", "entity_id", "user_repr", "timestamp", "details"
+                "id", "action", "entity_type", "entity_id", "project_id", "user_repr", "timestamp", "details"
             )[: size + 1]
         )
         more = len(page) > size
         page = page[:size]
+        page = audit_rows_redacted(user=request.user, rows=page)
         return Response(
             {
                 "next": base64.urlsafe_b64encode(str(page[-1]["id"]).encode()).decode().rstrip("=") if more else None,
-                "results": [{**{k: v for k, v in r.items() if k != "user_repr"}, "user": r["user_repr"]} for r in page],
+                "results": [
+                    {**{k: v for k, v in r.items() if k not in ("user_repr", "project_id")}, "user": r["user_repr"]}
+                    for r in page
+                ],
             }
         )

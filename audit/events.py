@@ -1,0 +1,91 @@
+"""Every audit action and entity type, registered in one place (as Zulip's
+AuditLogEventType). `audit_record` / `audit_row` refuse a name that is not listed here,
+the API's audit filters accept only these values, and the OpenAPI schema lists them as
+enums. Adding an action: add a member here, then use it at the call site."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class AuditAction(StrEnum):
+    # projects and their members
+    PROJECT_CREATED = "project.created"
+    PROJECT_UPDATED = "project.updated"
+    PROJECT_DELETED = "project.deleted"
+    PROJECT_MEMBER_ADDED = "project.member_added"
+    PROJECT_MEMBER_ROLE_CHANGED = "project.member_role_changed"
+    PROJECT_MEMBER_REMOVED = "project.member_removed"
+    # backlogs, workflow statuses, epics
+    BACKLOG_CREATED = "backlog.created"
+    BACKLOG_UPDATED = "backlog.updated"
+    BACKLOG_DELETED = "backlog.deleted"
+    STATUS_CREATED = "status.created"
+    STATUS_UPDATED = "status.updated"
+    STATUS_DELETED = "status.deleted"
+    EPIC_CREATED = "epic.created"
+    EPIC_UPDATED = "epic.updated"
+    EPIC_DELETED = "epic.deleted"
+    # stories
+    STORY_CREATED = "story.created"
+    STORY_UPDATED = "story.updated"
+    STORY_STATUS_CHANGED = "story.status_changed"
+    # Written by the database trigger of stories migration 0004 (a raw-SQL status change).
+    STORY_STATUS_CHANGED_OUTSIDE = "story.status_changed_outside"
+    STORY_MOVED = "story.moved"
+    STORY_DELETED = "story.deleted"
+    # links
+    DEPENDENCY_ADDED = "dependency.added"
+    DEPENDENCY_REMOVED = "dependency.removed"
+    PROJECT_DEPENDENCY_ADDED = "project_dependency.added"
+    PROJECT_DEPENDENCY_REMOVED = "project_dependency.removed"
+    # sessions, API keys, users
+    SESSION_REVOKED = "session.revoked"
+    SESSION_REVOKED_ALL = "session.revoked_all"
+    API_KEY_CREATED = "api_key.created"
+    API_KEY_REVOKED = "api_key.revoked"
+    USER_CREATED = "user.created"
+    USER_UPDATED = "user.updated"
+    USER_ACCESS_CHANGED = "user.access_changed"
+    USER_DEACTIVATED = "user.deactivated"
+    # the audit log itself
+    AUDIT_PURGED = "audit.purged"
+
+
+class EntityType(StrEnum):
+    """What an audit row is about; `entity_id` is that entity's id (a session: the first
+    characters of its id). By default a row's type is its target's model name."""
+
+    PROJECT = "project"
+    PROJECT_MEMBER = "projectmember"
+    BACKLOG = "backlog"
+    STATUS = "status"
+    EPIC = "epic"
+    STORY = "story"
+    STORY_DEPENDENCY = "story_dependency"
+    PROJECT_DEPENDENCY = "project_dependency"
+    SESSION = "session"
+    API_KEY = "api_key"
+    USER = "user"
+    AUDIT_LOG = "audit_log"
+
+
+# Rows about a link between two projects: visible to the readers of either side.
+LINK_ENTITY_TYPES = (EntityType.STORY_DEPENDENCY, EntityType.PROJECT_DEPENDENCY)
+
+
+def _registered(enum: type[StrEnum], value: str, what: str) -> str:
+    try:
+        return enum(value).value
+    except ValueError:
+        raise ValueError(f"Unknown audit {what} {value!r}: register it in audit.events.{enum.__name__}.") from None
+
+
+def registered_action(value: str) -> str:
+    """`value` as a registered action (a plain string); ValueError when unknown."""
+    return _registered(AuditAction, value, "action")
+
+
+def registered_entity_type(value: str) -> str:
+    """`value` as a registered entity type (a plain string); ValueError when unknown."""
+    return _registered(EntityType, value, "entity type")

@@ -1,0 +1,96 @@
+"""Reading audit rows: the one place that decides which rows a user may read (the API's
+/api/v1/audit/ and the admin's audit pages both ask here).
+
+A row belongs to a project by its immutable id (audit_log.project_id), never by the
+slug it recorded: after a project is deleted and a new one takes its slug, the new
+project's readers do not see the old one's rows. A row about a link between two
+projects (a story dependency, a project dependency) is stored in the project of its
+dependent side and names the other side in details["linked_project_id"]; the readers of
+either project see it, and a side the reader cannot see is shown as "(hidden)" (the
+visibility rule of every other surface: no key, slug or title of a hidden project).
+Rows about no project (users, API keys, sessions, purges) and rows of deleted projects
+are read by superusers and auditors (active staff with audit.view_auditlog) only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Q, QuerySet
+
+from .events import LINK_ENTITY_TYPES, EntityType
+from .models import AuditLog
+
+HIDDEN = "(hidden)"
+
+# Link rows: which details keys name the project_id side and the linked side.
+_LINK_SIDES = {
+    EntityType.STORY_DEPENDENCY: ("story", "depends_on"),
+    EntityType.PROJECT_DEPENDENCY: ("from", "to"),
+}
+
+
+def audit_sees_all(user) -> bool:
+    """Superusers and auditors (active staff given audit.view_auditlog) read every row."""
+    if user is None or not getattr(user, "is_authenticated", False) or not user.is_active:
+        return False
+    return user.is_superuser or (user.is_staff and user.has_perm("audit.view_auditlog"))
+
+
+def audit_visible_project_ids(user) -> set[int] | None:
+    """Ids of the projects whose audit rows `user` reads; None: every row (see
+    audit_sees_all). Project readers are the project's members, any role."""
+    if audit_sees_all(user):
+        return None
+    from stories import selectors as story_selectors
+
+    return set(story_selectors.project_list_for_user(user=user).values_list("pk", flat=True))
+
+
+def _in_projects(ids) -> Q:
+    return Q(project_id__in=ids) | Q(entity_type__in=LINK_ENTITY_TYPES, details__linked_project_id__in=ids)
+
+
+def audit_list_for(*, user, project=None) -> QuerySet[AuditLog]:
+    """The audit rows `user` may read; with `project`, only that project's (its current
+    id: the rows of an older project with the same slug are not among them)."""
+    rows = AuditLog.objects.all()
+    visible = audit_visible_project_ids(user)
+    if project is not None:
+        if visible is not None and project.pk not in visible:
+            return rows.none()
+        return rows.filter(_in_projects([project.pk]))
+    if visible is None:
+        return rows
+    return rows.filter(_in_projects(sorted(visible)))
+
+
+def audit_details_for(*, user, row: AuditLog | dict[str, Any], visible: set[int] | None | bool = False) -> dict:
+    """The details of `row` as `user` may read them: on a link row, the reference to a
+    side in a project the user cannot see becomes "(hidden)". Pass `visible` (from
+    audit_visible_project_ids) when redacting many rows, to read the memberships once."""
+    get = row.get if isinstance(row, dict) else lambda name: getattr(row, name)
+    details = dict(get("details") or {})
+    sides = _LINK_SIDES.get(get("entity_type"))
+    if sides is None:
+        return details
+    if visible is False:
+        visible = audit_visible_project_ids(user)
+    if visible is None:
+        return details
+    own, linked = sides
+    linked_id = details.get("linked_project_id", get("project_id"))
+    if get("project_id") not in visible and own in details:
+        details[own] = HIDDEN
+    if linked_id not in visible and linked in details:
+        details[linked] = HIDDEN
+    if linked_id not in visible:
+        details.pop("linked_project_id", None)
+    return details
+
+
+def audit_rows_redacted(*, user, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`rows` (dicts with entity_type, project_id, details) with each one's details as
+    `user` may read them (audit_details_for); the memberships are read once."""
+    visible = audit_visible_project_ids(user)
+    return [{**row, "details": audit_details_for(user=user, row=row, visible=visible)} for row in rows]

@@ -51,7 +51,7 @@ class _SlugTimeline:
     """slug + moment → the one project that held the slug then (or None)."""
 
     def __init__(self, AuditLog, Project):
-        created, deleted = {}, {}
+        created, deleted = {}, {}  # project id → (moment, slug)
         for pk, ts, details in AuditLog.objects.filter(entity_type="project", action="project.created").values_list(
             "entity_id", "timestamp", "details"
         ):
@@ -64,11 +64,11 @@ class _SlugTimeline:
             slug = (details or {}).get("slug")
             if _int(pk) is not None and slug:
                 deleted[_int(pk)] = (ts, slug)
-        live = {pk: (slug, at) for pk, slug, at in Project.objects.values_list("pk", "slug", "created_at")}
+        live = {pk: (at, slug) for pk, slug, at in Project.objects.values_list("pk", "slug", "created_at")}
         self.spans = defaultdict(list)
         for pk in set(created) | set(deleted) | set(live):
-            slug = (live.get(pk) or created.get(pk) or deleted.get(pk))[0]
-            starts = [t for t in ((created.get(pk) or (None,))[0], (live.get(pk) or (None, None))[1]) if t]
+            slug = (live.get(pk) or created.get(pk) or deleted.get(pk))[1]
+            starts = [known[pk][0] for known in (created, live) if pk in known]
             end = deleted[pk][0] if pk in deleted and pk not in live else None
             self.spans[slug].append((min(starts) if starts else None, end, pk))
 

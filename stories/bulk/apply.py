@@ -186,6 +186,7 @@ def _insert_new_links_and_audit(plan: Plan, new: list[Item], statuses: list[Stat
                 action="story.created",
                 entity_type="story",
                 entity_id=item.story_id,
+                project_id=plan.project.pk,
                 changes=changes,
                 extra={"project": plan.project.slug, "key": item.key, "bulk": True},
             )
@@ -290,6 +291,7 @@ def update_stories(plan: Plan, changed: list[Item]) -> dict[int, Story]:
                 action="story.updated",
                 entity_type="story",
                 entity_id=story.pk,
+                project_id=plan.project.pk,
                 changes=changes,
                 extra={"project": plan.project.slug, "key": story.key, "version": story.version},
             )

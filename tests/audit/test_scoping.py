@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.db import connection
 from django.test import Client
 from django.urls import reverse
@@ -98,6 +99,16 @@ def test_deleted_projects_rows_stay_with_superusers_and_auditors(recycled_slug):
     old_owner, _, _, old_rows = recycled_slug
     root = UserFactory(username="root", is_superuser=True, is_staff=True)
     assert old_rows <= {row["id"] for row in rows(root)}
+    view_audit = Permission.objects.get(codename="view_auditlog", content_type__app_label="audit")
+    auditor = UserFactory(username="auditor", is_staff=True)
+    auditor.user_permissions.add(view_audit)
+    assert old_rows <= {row["id"] for row in rows(auditor)}
+    listed = admin_for(auditor).get(f"{ADMIN}?all=").context["cl"].result_list
+    assert old_rows <= {row.pk for row in listed}
+    # The permission alone, without staff status, makes no auditor.
+    not_staff = UserFactory(username="not-staff")
+    not_staff.user_permissions.add(view_audit)
+    assert rows(not_staff) == []
     # The old owner lost the project, and with it its rows.
     assert not {row["id"] for row in rows(old_owner)} & old_rows
 

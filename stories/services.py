@@ -232,7 +232,7 @@ def project_update(*, actor, project: Project, data: Mapping[str, Any]) -> Proje
     changes = _assign(project, data, [f for f in PROJECT_FIELDS if f != "slug"])
     if changes:
         _save(project, changes)
-        audit_record(actor=actor, action=AuditAction.PROJECT_UPDATED, target=project, changes=changes)
+        audit_record(actor=actor, action="project.updated", target=project, changes=changes)
     return project
 
 
@@ -600,7 +600,7 @@ def story_update(
     _save(locked, [*changes, "version"])
     audit_record(
         actor=actor,
-        action=AuditAction.STORY_UPDATED,
+        action="story.updated",
         target=locked,
         changes=changes,
         extra={"project": locked.project.slug, "key": locked.key, "version": locked.version},

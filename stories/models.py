@@ -21,6 +21,12 @@ def _choices_check(field: str, choices, name: str) -> models.CheckConstraint:
     return models.CheckConstraint(condition=Q(**{f"{field}__in": [value for value, _ in choices]}), name=name)
 
 
+def version_field() -> models.PositiveIntegerField:
+    """Optimistic-concurrency version, bumped by every service write (the API's ETag and
+    `version`). db_default too, so raw inserts (COPY in bench, SQL) need not name it."""
+    return models.PositiveIntegerField(default=1, db_default=1)
+
+
 class TimestampedModel(models.Model):
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(default=timezone.now, editable=False)
@@ -49,6 +55,7 @@ class Project(TimestampedModel):
     )
     metadata = models.JSONField(default=dict, blank=True)
     settings = models.JSONField(default=dict, blank=True)
+    version = version_field()
 
     class Meta:
         db_table = "projects"
@@ -87,6 +94,7 @@ class Backlog(TimestampedModel):
     )
     metadata = models.JSONField(default=dict, blank=True)
     settings = models.JSONField(default=dict, blank=True)
+    version = version_field()
 
     class Meta:
         db_table = "backlogs"
@@ -121,6 +129,7 @@ class Status(models.Model):
     order = models.PositiveIntegerField(default=0)
     # Slugs this status may move to; empty means any status of the workflow.
     allowed_transitions = models.JSONField(default=list, blank=True)
+    version = version_field()
 
     class Meta:
         db_table = "statuses"
@@ -159,6 +168,7 @@ class Epic(TimestampedModel):
     slug = models.SlugField(max_length=100)
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True, default="")
+    version = version_field()
 
     class Meta:
         db_table = "epics"
@@ -344,6 +354,7 @@ class ProjectMember(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="project_memberships")
     role = models.CharField(max_length=20, choices=Role.choices, default=Role.MEMBER)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
+    version = version_field()
 
     class Meta:
         db_table = "project_members"

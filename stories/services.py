@@ -130,14 +130,39 @@ def resolve_priority(priority: Any) -> int:
         raise ValidationError({"priority": [f"Unknown priority '{priority}'; use one of: {words}."]}) from None
 
 
-def _check_version(story: Story, expected_version: int | None) -> None:
-    if expected_version is not None and int(expected_version) != story.version:
+def _check_version(obj: models.Model, expected_version: int | None, what: str | None = None) -> None:
+    """StaleVersionError unless `obj` (read under its row lock) still has the version the
+    caller saw. One check for every versioned resource (stories, projects, backlogs,
+    statuses, epics, members); `what` names it in the message."""
+    if expected_version is not None and int(expected_version) != obj.version:
+        what = what or f"Story {obj.key}"
         raise StaleVersionError(
-            f"Story {story.key} was changed by someone else (you have version {expected_version}, "
-            f"the current one is {story.version}). Reload it and apply your change again.",
-            details={"version": [f"stale: current version is {story.version}"]},
-            extra={"current_version": story.version},
+            f"{what} was changed by someone else (you have version {expected_version}, "
+            f"the current one is {obj.version}). Reload it and apply your change again.",
+            details={"version": [f"stale: current version is {obj.version}"]},
+            extra={"current_version": obj.version},
         )
+
+
+def _lock_versioned(obj: models.Model, expected_version: int | None, what: str) -> models.Model:
+    """Re-read `obj` under a row lock (its row alone) and check `expected_version`, so a
+    version check and the write that bumps the version cannot interleave with another
+    writer's. Cached foreign keys of `obj` (its project, its user) are carried over."""
+    try:
+        locked = type(obj).objects.select_for_update().get(pk=obj.pk)
+    except type(obj).DoesNotExist:
+        raise ConflictError(f"{what} no longer exists.") from None
+    for field in obj._meta.concrete_fields:
+        if field.is_relation and field.is_cached(obj) and getattr(obj, field.attname) == getattr(locked, field.attname):
+            field.set_cached_value(locked, field.get_cached_value(obj))
+    _check_version(locked, expected_version, what)
+    return locked
+
+
+def _save_versioned(instance: models.Model, changed: Iterable[str]) -> None:
+    """_save plus the version bump that makes the old ETag / `version` stale."""
+    instance.version += 1
+    _save(instance, [*changed, "version"])
 
 
 def _lock_story(story: Story) -> Story:
@@ -224,14 +249,16 @@ def project_create(*, actor, slug: str, name: str, **fields: Any) -> Project:
 
 
 @transaction.atomic
-def project_update(*, actor, project: Project, data: Mapping[str, Any]) -> Project:
-    """Change a project's fields (admin role; archiving needs the owner role)."""
+def project_update(*, actor, project: Project, data: Mapping[str, Any], expected_version: int | None = None) -> Project:
+    """Change a project's fields (admin role; archiving needs the owner role).
+    `expected_version` is the version the caller saw; a stale one raises StaleVersionError."""
     require_project_role(actor, project, ProjectMember.Role.ADMIN)
+    project = _lock_versioned(project, expected_version, f"Project {project.slug}")
     if "status" in data and data["status"] != project.status:
         require_project_role(actor, project, ProjectMember.Role.OWNER)
     changes = _assign(project, data, [f for f in PROJECT_FIELDS if f != "slug"])
     if changes:
-        _save(project, changes)
+        _save_versioned(project, changes)
         audit_record(actor=actor, action="project.updated", target=project, changes=changes)
     return project
 
@@ -241,9 +268,10 @@ def project_archive(*, actor, project: Project) -> Project:
 
 
 @transaction.atomic
-def project_delete(*, actor, project: Project) -> None:
+def project_delete(*, actor, project: Project, expected_version: int | None = None) -> None:
     """Delete a project and everything in it (owner role)."""
     require_project_role(actor, project, ProjectMember.Role.OWNER)
+    project = _lock_versioned(project, expected_version, f"Project {project.slug}")
     audit_record(
         actor=actor,
         action=AuditAction.PROJECT_DELETED,
@@ -261,11 +289,18 @@ def project_delete(*, actor, project: Project) -> None:
 
 
 @transaction.atomic
-def project_member_set(*, actor, project: Project, user, role: str) -> ProjectMember:
+def project_member_set(
+    *, actor, project: Project, user, role: str, expected_version: int | None = None
+) -> ProjectMember:
     """Add `user` to `project` with `role`, or change their role (admin role; granting or
-    taking away 'owner' needs the owner role)."""
+    taking away 'owner' needs the owner role). `expected_version` (the membership's
+    version the caller saw) applies to an existing membership."""
     require_project_role(actor, project, ProjectMember.Role.ADMIN)
     member = ProjectMember.objects.select_for_update().filter(project=project, user=user).first()
+    if member is not None:
+        _check_version(member, expected_version, f"Member {user.get_username()}")
+    elif expected_version is not None:
+        raise ConflictError(f"{user.get_username()} is no longer a member of {project.slug}.")
     if role == ProjectMember.Role.OWNER or (member and member.role == ProjectMember.Role.OWNER):
         require_project_role(actor, project, ProjectMember.Role.OWNER)
     if member is None:
@@ -282,7 +317,7 @@ def project_member_set(*, actor, project: Project, user, role: str) -> ProjectMe
         if member.role == ProjectMember.Role.OWNER:
             _ensure_other_owner(project, member)
         changes = _assign(member, {"role": role}, ["role"])
-        _save(member, changes)
+        _save_versioned(member, changes)
         audit_record(
             actor=actor,
             action=AuditAction.PROJECT_MEMBER_ROLE_CHANGED,
@@ -300,9 +335,10 @@ def _ensure_other_owner(project: Project, member: ProjectMember) -> None:
 
 
 @transaction.atomic
-def project_member_remove(*, actor, member: ProjectMember) -> None:
+def project_member_remove(*, actor, member: ProjectMember, expected_version: int | None = None) -> None:
     project = member.project
     require_project_role(actor, project, ProjectMember.Role.ADMIN)
+    member = _lock_versioned(member, expected_version, f"Member {member.user.get_username()}")
     if member.role == ProjectMember.Role.OWNER:
         require_project_role(actor, project, ProjectMember.Role.OWNER)
         _ensure_other_owner(project, member)
@@ -338,11 +374,12 @@ def backlog_create(*, actor, project: Project, slug: str, name: str, **fields: A
 
 
 @transaction.atomic
-def backlog_update(*, actor, backlog: Backlog, data: Mapping[str, Any]) -> Backlog:
+def backlog_update(*, actor, backlog: Backlog, data: Mapping[str, Any], expected_version: int | None = None) -> Backlog:
     require_project_role(actor, backlog.project, ProjectMember.Role.ADMIN)
+    backlog = _lock_versioned(backlog, expected_version, f"Backlog {backlog.slug}")
     changes = _assign(backlog, data, BACKLOG_FIELDS)
     if changes:
-        _save(backlog, changes)
+        _save_versioned(backlog, changes)
         audit_record(
             actor=actor,
             action=AuditAction.BACKLOG_UPDATED,
@@ -354,9 +391,10 @@ def backlog_update(*, actor, backlog: Backlog, data: Mapping[str, Any]) -> Backl
 
 
 @transaction.atomic
-def backlog_delete(*, actor, backlog: Backlog) -> None:
+def backlog_delete(*, actor, backlog: Backlog, expected_version: int | None = None) -> None:
     """Delete a backlog; its stories stay in the project without a backlog."""
     require_project_role(actor, backlog.project, ProjectMember.Role.ADMIN)
+    backlog = _lock_versioned(backlog, expected_version, f"Backlog {backlog.slug}")
     audit_record(
         actor=actor,
         action=AuditAction.BACKLOG_DELETED,
@@ -398,12 +436,13 @@ def _validate_transitions(project: Project, status: Status) -> None:
 
 
 @transaction.atomic
-def status_update(*, actor, status: Status, data: Mapping[str, Any]) -> Status:
+def status_update(*, actor, status: Status, data: Mapping[str, Any], expected_version: int | None = None) -> Status:
     require_project_role(actor, status.project, ProjectMember.Role.ADMIN)
+    status = _lock_versioned(status, expected_version, f"Status {status.slug}")
     changes = _assign(status, data, STATUS_FIELDS)
     if changes:
         _validate_transitions(status.project, status)
-        _save(status, changes)
+        _save_versioned(status, changes)
         audit_record(
             actor=actor, action="status.updated", target=status, changes=changes, extra={"project": status.project.slug}
         )
@@ -411,8 +450,9 @@ def status_update(*, actor, status: Status, data: Mapping[str, Any]) -> Status:
 
 
 @transaction.atomic
-def status_delete(*, actor, status: Status) -> None:
+def status_delete(*, actor, status: Status, expected_version: int | None = None) -> None:
     require_project_role(actor, status.project, ProjectMember.Role.ADMIN)
+    status = _lock_versioned(status, expected_version, f"Status {status.slug}")
     if (
         Story.objects.filter(status=status).exists()
         or StatusHistory.objects.filter(models.Q(old_status=status) | models.Q(new_status=status)).exists()
@@ -450,11 +490,12 @@ def epic_get_or_create(*, actor, project: Project, slug: str) -> Epic:
 
 
 @transaction.atomic
-def epic_update(*, actor, epic: Epic, data: Mapping[str, Any]) -> Epic:
+def epic_update(*, actor, epic: Epic, data: Mapping[str, Any], expected_version: int | None = None) -> Epic:
     require_project_role(actor, epic.project, ProjectMember.Role.MEMBER)
+    epic = _lock_versioned(epic, expected_version, f"Epic {epic.slug}")
     changes = _assign(epic, data, EPIC_FIELDS)
     if changes:
-        _save(epic, changes)
+        _save_versioned(epic, changes)
         audit_record(
             actor=actor, action="epic.updated", target=epic, changes=changes, extra={"project": epic.project.slug}
         )
@@ -462,8 +503,9 @@ def epic_update(*, actor, epic: Epic, data: Mapping[str, Any]) -> Epic:
 
 
 @transaction.atomic
-def epic_delete(*, actor, epic: Epic) -> None:
+def epic_delete(*, actor, epic: Epic, expected_version: int | None = None) -> None:
     require_project_role(actor, epic.project, ProjectMember.Role.ADMIN)
+    epic = _lock_versioned(epic, expected_version, f"Epic {epic.slug}")
     audit_record(
         actor=actor, action="epic.deleted", target=epic, extra={"project": epic.project.slug, "slug": epic.slug}
     )

@@ -31,10 +31,15 @@ class StaleVersionError(ConflictError):
 
 
 class PreconditionFailed(ConflictError):
-    """If-Match named a version that is no longer current."""
+    """If-Match named a version that is no longer current. `etag` (the current one) is
+    sent back in the 412's ETag header."""
 
     code = "precondition_failed"
     http_status = 412
+
+    def __init__(self, message: str, *, etag: str | None = None, **kwargs: Any):
+        super().__init__(message, **kwargs)
+        self.etag = etag
 
 
 class DependencyCycleError(ApplicationError):

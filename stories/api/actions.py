@@ -100,7 +100,7 @@ class StoryMoveView(StoryDetailView):
                 message = f"No backlog '{data['backlog']}' in this project."
                 raise NotFoundError(message, details={"backlog": [message]})
         version = data.get("version")
-        with stale_if_match_is_412(version, expected):
+        with stale_if_match_is_412(version, expected, story.pk):
             story = services.story_move(
                 actor=request.user,
                 story=story,

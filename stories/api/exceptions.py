@@ -65,7 +65,9 @@ def exception_handler(exc, context):
 
         exc = throttle_failed_authentication(context.get("request"), context.get("view")) or exc
     if isinstance(exc, ApplicationError):
-        return error_response(exc.code, exc.message, exc.http_status, exc.details, exc.extra)
+        etag = getattr(exc, "etag", None)  # a 412 names the current ETag
+        headers = {"ETag": etag} if etag else None
+        return error_response(exc.code, exc.message, exc.http_status, exc.details, exc.extra, headers=headers)
     if isinstance(exc, DjangoValidationError):
         details = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
         details = {("non_field_errors" if k == "__all__" else k): v for k, v in details.items()}

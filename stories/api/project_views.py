@@ -21,14 +21,12 @@ from storyhub.errors import ConflictError, NotFoundError
 
 from .permissions import get_project_for, require_role
 from .serializers import StrictSerializer
-from .views import validated
+from .views import validated, versioned_write
+from .views import with_etag as _with_etag
 
-
-def _with_etag(response: Response, obj) -> Response:
-    stamp = getattr(obj, "updated_at", None)
-    if stamp is not None:
-        response["ETag"] = f'"{obj.pk}-{int(stamp.timestamp() * 1_000_000)}"'
-    return response
+VERSION = serializers.IntegerField(
+    required=False, min_value=1, help_text="the version you read; a stale one answers 409 (or send If-Match)"
+)
 
 
 # --------------------------------------------------------------------------- backlogs
@@ -41,6 +39,7 @@ class BacklogInput(StrictSerializer):
     status = serializers.ChoiceField(choices=Backlog.Status.values, required=False)
     metadata = serializers.DictField(required=False)
     settings = serializers.DictField(required=False)
+    version = VERSION
 
 
 class BacklogOut(serializers.Serializer):
@@ -50,6 +49,7 @@ class BacklogOut(serializers.Serializer):
     status = serializers.CharField()
     metadata = serializers.DictField()
     settings = serializers.DictField()
+    version = serializers.IntegerField()
 
 
 def backlog_payload(b: Backlog) -> dict:
@@ -60,6 +60,7 @@ def backlog_payload(b: Backlog) -> dict:
         "status": b.status,
         "metadata": b.metadata,
         "settings": b.settings,
+        "version": b.version,
     }
 
 
@@ -69,6 +70,7 @@ class StatusInput(StrictSerializer):
     category = serializers.ChoiceField(choices=["backlog", "unstarted", "started", "completed", "cancelled"])
     order = serializers.IntegerField(required=False, min_value=0)
     allowed_transitions = serializers.ListField(child=serializers.SlugField(), required=False)
+    version = VERSION
 
 
 class StatusOut(serializers.Serializer):
@@ -77,6 +79,7 @@ class StatusOut(serializers.Serializer):
     category = serializers.CharField()
     order = serializers.IntegerField()
     allowed_transitions = serializers.ListField(child=serializers.CharField())
+    version = serializers.IntegerField()
 
 
 def status_payload(st: Status) -> dict:
@@ -86,6 +89,7 @@ def status_payload(st: Status) -> dict:
         "category": st.category,
         "order": st.order,
         "allowed_transitions": st.allowed_transitions,
+        "version": st.version,
     }
 
 
@@ -93,16 +97,18 @@ class EpicInput(StrictSerializer):
     slug = serializers.SlugField(max_length=100)
     name = serializers.CharField(max_length=200, required=False, allow_blank=True)
     description = serializers.CharField(required=False, allow_blank=True)
+    version = VERSION
 
 
 class EpicOut(serializers.Serializer):
     slug = serializers.CharField()
     name = serializers.CharField()
     description = serializers.CharField()
+    version = serializers.IntegerField()
 
 
 def epic_payload(e: Epic) -> dict:
-    return {"slug": e.slug, "name": e.name, "description": e.description}
+    return {"slug": e.slug, "name": e.name, "description": e.description, "version": e.version}
 
 
 # (model, related manager, payload, input, output, create service, update service, delete service, write role)
@@ -131,6 +137,7 @@ def _make_views(kind: str):
             project = get_project_for(request, slug)
             require_role(request, project, role)
             data = validated(input_cls, request.data)
+            data.pop("version", None)
             obj = create(actor=request.user, project=project, **data)
             return _with_etag(Response(payload(obj), status=http.HTTP_201_CREATED), obj)
 
@@ -151,33 +158,22 @@ def _make_views(kind: str):
         def patch(self, request, slug, item):
             obj = self._get(request, slug, item)
             require_role(request, obj.project, role)
-            _check_if_match(request, obj)
             data = validated(input_cls, request.data, partial=True)
-            obj = update(actor=request.user, **{prefix: obj}, data=data)
+            with versioned_write(request, obj, data.pop("version", None)) as expected:
+                obj = update(actor=request.user, **{prefix: obj}, data=data, expected_version=expected)
             return _with_etag(Response(payload(obj)), obj)
 
         @extend_schema(responses={204: None}, operation_id=f"projects_{kind}s_destroy")
         def delete(self, request, slug, item):
             obj = self._get(request, slug, item)
             require_role(request, obj.project, "admin")
-            _check_if_match(request, obj)
-            delete(actor=request.user, **{prefix: obj})
+            with versioned_write(request, obj) as expected:
+                delete(actor=request.user, **{prefix: obj}, expected_version=expected)
             return Response(status=http.HTTP_204_NO_CONTENT)
 
     ListView.__name__ = f"{kind.title()}ListView"
     DetailView.__name__ = f"{kind.title()}DetailView"
     return ListView, DetailView
-
-
-def _check_if_match(request, obj) -> None:
-    from storyhub.errors import PreconditionFailed
-
-    header = request.headers.get("If-Match")
-    if not header or header.strip() == "*":
-        return
-    current = _with_etag(Response(), obj).get("ETag")
-    if current not in [t.strip().removeprefix("W/") for t in header.split(",")]:
-        raise PreconditionFailed("If-Match does not name the current version.", details={"If-Match": ["stale"]})
 
 
 BacklogListView, BacklogDetailView = _make_views("backlog")
@@ -195,16 +191,18 @@ class MemberInput(StrictSerializer):
 
 class MemberRoleInput(StrictSerializer):
     role = serializers.ChoiceField(choices=ProjectMember.Role.values, required=False)
+    version = VERSION
 
 
 class MemberOut(serializers.Serializer):
     username = serializers.CharField()
     role = serializers.CharField()
     created_at = serializers.DateTimeField()
+    version = serializers.IntegerField()
 
 
 def member_payload(m: ProjectMember) -> dict:
-    return {"username": m.user.get_username(), "role": m.role, "created_at": m.created_at}
+    return {"username": m.user.get_username(), "role": m.role, "created_at": m.created_at, "version": m.version}
 
 
 @contextmanager
@@ -234,7 +232,7 @@ class MemberListView(APIView):
             message = f"No active user '{data['username']}'."
             raise NotFoundError(message, details={"username": [message]})
         member = services.project_member_set(actor=request.user, project=project, user=user, role=data["role"])
-        return Response(member_payload(member), status=http.HTTP_201_CREATED)
+        return _with_etag(Response(member_payload(member), status=http.HTTP_201_CREATED), member)
 
 
 class MemberDetailView(APIView):
@@ -251,26 +249,28 @@ class MemberDetailView(APIView):
 
     @extend_schema(responses=MemberOut)
     def get(self, request, slug, username):
-        return Response(member_payload(self._get(request, slug, username)))
+        member = self._get(request, slug, username)
+        return _with_etag(Response(member_payload(member)), member)
 
     @extend_schema(request=MemberRoleInput, responses=MemberOut)
     def patch(self, request, slug, username):
         member = self._get(request, slug, username)
         require_role(request, member.project, "admin")
         data = validated(MemberRoleInput, request.data)
-        if "role" in data:
+        with versioned_write(request, member, data.get("version")) as expected:
+            role = data.get("role", member.role)
             with _owner_rule_as_conflict():
                 member = services.project_member_set(
-                    actor=request.user, project=member.project, user=member.user, role=data["role"]
+                    actor=request.user, project=member.project, user=member.user, role=role, expected_version=expected
                 )
-        return Response(member_payload(member))
+        return _with_etag(Response(member_payload(member)), member)
 
     @extend_schema(responses={204: None})
     def delete(self, request, slug, username):
         member = self._get(request, slug, username)
         require_role(request, member.project, "admin")
-        with _owner_rule_as_conflict():
-            services.project_member_remove(actor=request.user, member=member)
+        with versioned_write(request, member) as expected, _owner_rule_as_conflict():
+            services.project_member_remove(actor=request.user, member=member, expected_version=expected)
         return Response(status=http.HTTP_204_NO_CONTENT)
 
 

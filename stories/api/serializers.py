@@ -55,7 +55,7 @@ class ProjectInputSerializer(StrictSerializer):
     status = serializers.ChoiceField(choices=["active", "archived", "maintenance"], required=False)
     metadata = serializers.DictField(required=False)
     settings = serializers.DictField(required=False)
-    version = serializers.IntegerField(required=False, write_only=True)
+    version = serializers.IntegerField(required=False, min_value=1)
 
 
 class ProjectSerializer(serializers.Serializer):
@@ -67,6 +67,7 @@ class ProjectSerializer(serializers.Serializer):
     status = serializers.CharField()
     metadata = serializers.DictField()
     settings = serializers.DictField()
+    version = serializers.IntegerField()
     role = serializers.CharField(allow_null=True)
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()

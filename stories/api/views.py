@@ -50,20 +50,42 @@ def check_if_match(request, pk: int, version: int) -> int | None:
         raise PreconditionFailed(
             "If-Match does not name the current version; reload and apply your change again.",
             details={"If-Match": [f"stale: current ETag is {etag_for(version, pk)}"]},
+            extra={"current_version": version},
+            etag=etag_for(version, pk),
         )
     return version
 
 
 @contextlib.contextmanager
-def stale_if_match_is_412(body_version: int | None, header_version: int | None):
+def stale_if_match_is_412(body_version: int | None, header_version: int | None, pk: int | None = None):
     """A writer whose If-Match passed check_if_match can still lose the race under the
     service's row lock: that is a failed precondition too (412), not a 409."""
     try:
         yield
     except StaleVersionError as exc:
         if body_version is None and header_version is not None:
-            raise PreconditionFailed(exc.message, details={"If-Match": [exc.message]}, extra=exc.extra) from exc
+            current = exc.extra.get("current_version")
+            etag = etag_for(current, pk) if pk is not None and current is not None else None
+            raise PreconditionFailed(
+                exc.message, details={"If-Match": [exc.message]}, extra=exc.extra, etag=etag
+            ) from exc
         raise
+
+
+@contextlib.contextmanager
+def versioned_write(request, obj, body_version: int | None = None):
+    """If-Match (412) or a `version` in the body (409) for a write to `obj`, which has a
+    `version` field: yields the expected version to pass to the service, which checks it
+    again under the row lock."""
+    header_version = check_if_match(request, obj.pk, obj.version)
+    with stale_if_match_is_412(body_version, header_version, obj.pk):
+        yield body_version if body_version is not None else header_version
+
+
+def with_etag(response: Response, obj) -> Response:
+    """The ETag of a versioned object (the same form for every resource)."""
+    response["ETag"] = etag_for(obj.version, obj.pk)
+    return response
 
 
 def parse_page_size(request) -> int:
@@ -103,6 +125,7 @@ def project_payload(project: Project, role: str | None) -> dict:
         "status": project.status,
         "metadata": project.metadata,
         "settings": project.settings,
+        "version": project.version,
         "role": role,
         "created_at": project.created_at,
         "updated_at": project.updated_at,
@@ -145,7 +168,7 @@ class ProjectListView(APIView):
         data = validated(s.ProjectInputSerializer, request.data)
         data.pop("version", None)
         project = services.project_create(actor=request.user, **data)
-        return Response(project_payload(project, "owner"), status=http.HTTP_201_CREATED)
+        return with_etag(Response(project_payload(project, "owner"), status=http.HTTP_201_CREATED), project)
 
 
 def require_write(request) -> None:
@@ -167,23 +190,24 @@ class ProjectDetailView(APIView):
     @extend_schema(responses=s.ProjectSerializer)
     def get(self, request, slug):
         project = get_project_for(request, slug)
-        return Response(project_payload(project, project_role(request.user, project)))
+        return with_etag(Response(project_payload(project, project_role(request.user, project))), project)
 
     @extend_schema(request=s.ProjectInputSerializer, responses=s.ProjectSerializer)
     def patch(self, request, slug):
         project = get_project_for(request, slug)
         require_role(request, project, "admin")
         data = validated(s.ProjectInputSerializer, request.data, partial=True)
-        data.pop("version", None)
         data.pop("slug", None)
-        project = services.project_update(actor=request.user, project=project, data=data)
-        return Response(project_payload(project, project_role(request.user, project)))
+        with versioned_write(request, project, data.pop("version", None)) as expected:
+            project = services.project_update(actor=request.user, project=project, data=data, expected_version=expected)
+        return with_etag(Response(project_payload(project, project_role(request.user, project))), project)
 
     @extend_schema(responses={204: None})
     def delete(self, request, slug):
         project = get_project_for(request, slug)
         require_role(request, project, "owner")
-        services.project_delete(actor=request.user, project=project)
+        with versioned_write(request, project) as expected:
+            services.project_delete(actor=request.user, project=project, expected_version=expected)
         return Response(status=http.HTTP_204_NO_CONTENT)
 
 
@@ -342,7 +366,7 @@ class StoryDetailView(APIView):
         data = resolve_refs(story.project, data)
         if "key" in data and data["key"] == story.key:
             data.pop("key")
-        with stale_if_match_is_412(version, expected):
+        with stale_if_match_is_412(version, expected, story.pk):
             story = services.story_update(
                 actor=request.user,
                 story=story,
@@ -365,7 +389,7 @@ class StoryDetailView(APIView):
         story = self._story(request, slug, key)
         require_role(request, story.project, "member")
         expected = check_if_match(request, story.pk, story.version)
-        with stale_if_match_is_412(None, expected):
+        with stale_if_match_is_412(None, expected, story.pk):
             services.story_delete(actor=request.user, story=story, expected_version=expected)
         return Response(status=http.HTTP_204_NO_CONTENT)
 
@@ -380,7 +404,7 @@ class StoryTransitionView(StoryDetailView):
         expected = check_if_match(request, story.pk, story.version)
         data = validated(s.TransitionInputSerializer, request.data)
         version = data.get("version")
-        with stale_if_match_is_412(version, expected), transaction.atomic():
+        with stale_if_match_is_412(version, expected, story.pk), transaction.atomic():
             story = services.story_transition(
                 actor=request.user,
                 story=story,

@@ -15,7 +15,7 @@ from rest_framework.views import APIView
 
 from stories import graph, selectors, services
 from stories.bulk import story_bulk_upsert
-from stories.models import Backlog, Story, StoryDependency
+from stories.models import Backlog, StatusCategory, Story, StoryDependency
 from storyhub.errors import ConflictError, NotFoundError
 
 from . import serializers as s
@@ -113,7 +113,7 @@ class StoryMoveView(StoryDetailView):
 class DependencySerializer(serializers.Serializer):
     id = serializers.IntegerField()
     depends_on = serializers.CharField()
-    type = serializers.CharField()
+    type = serializers.ChoiceField(choices=StoryDependency.Type.choices)
     description = serializers.CharField()
 
 
@@ -256,32 +256,84 @@ class ProjectReadyView(APIView):
         return Response(story_list_payload([rows[i] for i in ids if i in rows]))
 
 
+class GraphNodeSerializer(serializers.Serializer):
+    """A story of the graph; other projects' stories have `external: true` and a
+    "slug:KEY" id, stories the reader may not see only `{"id": "hidden-N", "hidden": true}`."""
+
+    id = serializers.CharField()
+    title = serializers.CharField(required=False)
+    status = serializers.CharField(required=False)
+    status_category = serializers.ChoiceField(choices=StatusCategory.choices, required=False)
+    priority = serializers.ChoiceField(choices=s.PRIORITY_WORDS, required=False)
+    points = serializers.FloatField(required=False)
+    blocked = serializers.BooleanField(required=False)
+    ready = serializers.BooleanField(required=False)
+    external = serializers.BooleanField(required=False)
+    hidden = serializers.BooleanField(required=False)
+
+
+GraphEdgeSerializer = inline_serializer(
+    "GraphEdge",
+    {
+        "from": serializers.CharField(help_text="the story that depends (node id)"),
+        "to": serializers.CharField(help_text="what it depends on (node id)"),
+        "type": serializers.ChoiceField(choices=StoryDependency.Type.choices),
+    },
+)
+
+GRAPH_RENDERINGS = {
+    "dot": ("text/vnd.graphviz; charset=utf-8", graph.graph_to_dot),
+    "mermaid": ("text/plain; charset=utf-8", graph.graph_to_mermaid),
+}
+
+
 class ProjectGraphView(APIView):
+    """`graph/` answers JSON; `graph/dot/` and `graph/mermaid/` the renderings (each its
+    own operation with its own media type, so generated clients read them as text).
+    `?format=dot|mermaid` on `graph/` still works for existing callers; the schema leaves
+    it out because one operation with three bodies cannot be typed."""
+
+    rendering: str | None = None
+
+    def perform_content_negotiation(self, request, force=False):
+        return super().perform_content_negotiation(request, force=True)  # errors are JSON
+
     @extend_schema(
-        parameters=[OpenApiParameter("format", str, enum=["json", "dot", "mermaid"])],
-        responses={
-            (200, "application/json"): inline_serializer(
-                "ProjectGraph",
-                {
-                    "nodes": serializers.ListField(child=serializers.DictField()),
-                    "edges": serializers.ListField(child=serializers.DictField()),
-                },
-            ),
-            (200, "text/vnd.graphviz"): OpenApiTypes.STR,
-            (200, "text/plain"): OpenApiTypes.STR,
-        },
+        responses=inline_serializer(
+            "ProjectGraph",
+            {
+                "project": serializers.CharField(),
+                "nodes": GraphNodeSerializer(many=True),
+                "edges": serializers.ListField(child=GraphEdgeSerializer),
+            },
+        )
     )
     def get(self, request, slug):
         project = get_project_for(request, slug)
-        fmt = request.query_params.get("format", "json")
-        if fmt not in ("json", "dot", "mermaid"):
+        fmt = self.rendering or request.query_params.get("format", "json")
+        if fmt != "json" and fmt not in GRAPH_RENDERINGS:
             raise ValidationError({"format": ["Give json, dot or mermaid."]})
         data = graph.project_graph(project=project)
-        if fmt == "dot":
-            return HttpResponse(graph.graph_to_dot(data), content_type="text/vnd.graphviz; charset=utf-8")
-        if fmt == "mermaid":
-            return HttpResponse(graph.graph_to_mermaid(data), content_type="text/plain; charset=utf-8")
+        if fmt in GRAPH_RENDERINGS:
+            content_type, render = GRAPH_RENDERINGS[fmt]
+            return HttpResponse(render(data), content_type=content_type)
         return Response(data)
+
+
+class ProjectGraphDotView(ProjectGraphView):
+    rendering = "dot"
+
+    @extend_schema(responses={(200, "text/vnd.graphviz"): OpenApiTypes.STR})
+    def get(self, request, slug):
+        return super().get(request, slug)
+
+
+class ProjectGraphMermaidView(ProjectGraphView):
+    rendering = "mermaid"
+
+    @extend_schema(responses={(200, "text/plain"): OpenApiTypes.STR})
+    def get(self, request, slug):
+        return super().get(request, slug)
 
 
 def _keys_for(ids: list[int]) -> list[str]:

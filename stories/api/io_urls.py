@@ -7,4 +7,8 @@ from . import io_views
 urlpatterns = [
     path("projects/<str:slug>/import/", io_views.ProjectImportView.as_view(), name="project-import"),
     path("projects/<str:slug>/export/", io_views.ProjectExportView.as_view(), name="project-export"),
+    *(
+        path(f"projects/<str:slug>/export/{fmt}/", view.as_view(), name=f"project-export-{fmt}")
+        for fmt, view in io_views.EXPORT_VIEWS.items()
+    ),
 ]

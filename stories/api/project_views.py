@@ -20,6 +20,7 @@ from stories.models import Backlog, Epic, Project, ProjectDependency, ProjectMem
 from storyhub.errors import ConflictError, NotFoundError
 
 from .permissions import get_project_for, require_role
+from .schema import PLURALS
 from .serializers import StrictSerializer
 from .views import validated, versioned_write
 from .views import with_etag as _with_etag
@@ -35,8 +36,8 @@ VERSION = serializers.IntegerField(
 class BacklogInput(StrictSerializer):
     slug = serializers.SlugField(max_length=100)
     name = serializers.CharField(max_length=200)
-    type = serializers.ChoiceField(choices=Backlog.Type.values, required=False)
-    status = serializers.ChoiceField(choices=Backlog.Status.values, required=False)
+    type = serializers.ChoiceField(choices=Backlog.Type.choices, required=False)
+    status = serializers.ChoiceField(choices=Backlog.Status.choices, required=False)
     metadata = serializers.DictField(required=False)
     settings = serializers.DictField(required=False)
     version = VERSION
@@ -45,8 +46,8 @@ class BacklogInput(StrictSerializer):
 class BacklogOut(serializers.Serializer):
     slug = serializers.CharField()
     name = serializers.CharField()
-    type = serializers.CharField()
-    status = serializers.CharField()
+    type = serializers.ChoiceField(choices=Backlog.Type.choices)
+    status = serializers.ChoiceField(choices=Backlog.Status.choices)
     metadata = serializers.DictField()
     settings = serializers.DictField()
     version = serializers.IntegerField()
@@ -67,7 +68,7 @@ def backlog_payload(b: Backlog) -> dict:
 class StatusInput(StrictSerializer):
     slug = serializers.SlugField(max_length=50)
     name = serializers.CharField(max_length=100)
-    category = serializers.ChoiceField(choices=["backlog", "unstarted", "started", "completed", "cancelled"])
+    category = serializers.ChoiceField(choices=Status.Category.choices)
     order = serializers.IntegerField(required=False, min_value=0)
     allowed_transitions = serializers.ListField(child=serializers.SlugField(), required=False)
     version = VERSION
@@ -76,7 +77,7 @@ class StatusInput(StrictSerializer):
 class StatusOut(serializers.Serializer):
     slug = serializers.CharField()
     name = serializers.CharField()
-    category = serializers.CharField()
+    category = serializers.ChoiceField(choices=Status.Category.choices)
     order = serializers.IntegerField()
     allowed_transitions = serializers.ListField(child=serializers.CharField())
     version = serializers.IntegerField()
@@ -126,13 +127,17 @@ def _make_views(kind: str):
     delete = getattr(services, f"{prefix}_delete")
     ordering = ["order", "id"] if model is Status else ["slug"]
 
+    plural = PLURALS.get(kind, f"{kind}s")
+
     class ListView(APIView):
-        @extend_schema(responses=out_cls(many=True), operation_id=f"projects_{kind}s_list")
+        versioned_create = True
+
+        @extend_schema(responses=out_cls(many=True), operation_id=f"projects_{plural}_list")
         def get(self, request, slug):
             project = get_project_for(request, slug)
             return Response([payload(o) for o in model.objects.filter(project=project).order_by(*ordering)])
 
-        @extend_schema(request=input_cls, responses={201: out_cls}, operation_id=f"projects_{kind}s_create")
+        @extend_schema(request=input_cls, responses={201: out_cls}, operation_id=f"projects_{plural}_create")
         def post(self, request, slug):
             project = get_project_for(request, slug)
             require_role(request, project, role)
@@ -142,6 +147,8 @@ def _make_views(kind: str):
             return _with_etag(Response(payload(obj), status=http.HTTP_201_CREATED), obj)
 
     class DetailView(APIView):
+        versioned = True
+
         def _get(self, request, slug, item):
             project = get_project_for(request, slug)
             obj = model.objects.filter(project=project, slug=item).select_related("project").first()
@@ -149,12 +156,12 @@ def _make_views(kind: str):
                 raise Http404
             return obj
 
-        @extend_schema(responses=out_cls, operation_id=f"projects_{kind}s_retrieve")
+        @extend_schema(responses=out_cls, operation_id=f"projects_{plural}_retrieve")
         def get(self, request, slug, item):
             obj = self._get(request, slug, item)
             return _with_etag(Response(payload(obj)), obj)
 
-        @extend_schema(request=input_cls, responses=out_cls, operation_id=f"projects_{kind}s_partial_update")
+        @extend_schema(request=input_cls, responses=out_cls, operation_id=f"projects_{plural}_partial_update")
         def patch(self, request, slug, item):
             obj = self._get(request, slug, item)
             require_role(request, obj.project, role)
@@ -163,7 +170,7 @@ def _make_views(kind: str):
                 obj = update(actor=request.user, **{prefix: obj}, data=data, expected_version=expected)
             return _with_etag(Response(payload(obj)), obj)
 
-        @extend_schema(responses={204: None}, operation_id=f"projects_{kind}s_destroy")
+        @extend_schema(responses={204: None}, operation_id=f"projects_{plural}_destroy")
         def delete(self, request, slug, item):
             obj = self._get(request, slug, item)
             require_role(request, obj.project, "admin")
@@ -186,17 +193,17 @@ EpicListView, EpicDetailView = _make_views("epic")
 
 class MemberInput(StrictSerializer):
     username = serializers.CharField(max_length=150)
-    role = serializers.ChoiceField(choices=ProjectMember.Role.values)
+    role = serializers.ChoiceField(choices=ProjectMember.Role.choices)
 
 
 class MemberRoleInput(StrictSerializer):
-    role = serializers.ChoiceField(choices=ProjectMember.Role.values, required=False)
+    role = serializers.ChoiceField(choices=ProjectMember.Role.choices, required=False)
     version = VERSION
 
 
 class MemberOut(serializers.Serializer):
     username = serializers.CharField()
-    role = serializers.CharField()
+    role = serializers.ChoiceField(choices=ProjectMember.Role.choices)
     created_at = serializers.DateTimeField()
     version = serializers.IntegerField()
 
@@ -216,6 +223,8 @@ def _owner_rule_as_conflict():
 
 
 class MemberListView(APIView):
+    versioned_create = True
+
     @extend_schema(responses=MemberOut(many=True))
     def get(self, request, slug):
         project = get_project_for(request, slug)
@@ -236,6 +245,8 @@ class MemberListView(APIView):
 
 
 class MemberDetailView(APIView):
+    versioned = True
+
     def _get(self, request, slug, username):
         project = get_project_for(request, slug)
         member = (
@@ -280,7 +291,7 @@ class MemberDetailView(APIView):
 class ProjectDependencyInput(StrictSerializer):
     from_project = serializers.SlugField()
     to_project = serializers.SlugField()
-    type = serializers.ChoiceField(choices=ProjectDependency.Type.values, default=ProjectDependency.Type.DEPENDS)
+    type = serializers.ChoiceField(choices=ProjectDependency.Type.choices, default=ProjectDependency.Type.DEPENDS)
     description = serializers.CharField(required=False, allow_blank=True, default="")
 
 
@@ -288,7 +299,7 @@ class ProjectDependencyOut(serializers.Serializer):
     id = serializers.IntegerField()
     from_project = serializers.CharField()
     to_project = serializers.CharField()
-    type = serializers.CharField()
+    type = serializers.ChoiceField(choices=ProjectDependency.Type.choices)
     description = serializers.CharField()
 
 

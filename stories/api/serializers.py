@@ -5,7 +5,21 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from stories.models import Priority, StoryDependency
+from stories.models import (
+    DependencyType,
+    MemberRole,
+    Priority,
+    ProjectStatus,
+    StatusCategory,
+    StoryDependency,
+)
+
+# The API's words for priorities (stored as numbers so they order).
+PRIORITY_WORDS = [label for _, label in Priority.choices]
+
+# Read and write models use the same ChoiceFields, so each set of choices is one enum
+# component (named in SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]) and a generated
+# client can send back what it read.
 
 
 class StrictSerializer(serializers.Serializer):
@@ -52,7 +66,7 @@ class ProjectInputSerializer(StrictSerializer):
     description = serializers.CharField(required=False, allow_blank=True)
     repository_url = serializers.URLField(required=False, allow_blank=True)
     submodule_path = serializers.CharField(required=False, allow_blank=True)
-    status = serializers.ChoiceField(choices=["active", "archived", "maintenance"], required=False)
+    status = serializers.ChoiceField(choices=ProjectStatus.choices, required=False)
     metadata = serializers.DictField(required=False)
     settings = serializers.DictField(required=False)
     version = serializers.IntegerField(required=False, min_value=1)
@@ -64,11 +78,11 @@ class ProjectSerializer(serializers.Serializer):
     description = serializers.CharField()
     repository_url = serializers.CharField()
     submodule_path = serializers.CharField()
-    status = serializers.CharField()
+    status = serializers.ChoiceField(choices=ProjectStatus.choices)
     metadata = serializers.DictField()
     settings = serializers.DictField()
     version = serializers.IntegerField()
-    role = serializers.CharField(allow_null=True)
+    role = serializers.ChoiceField(choices=MemberRole.choices, allow_null=True)
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
 
@@ -80,7 +94,7 @@ class StoryInputSerializer(StrictSerializer):
     notes = serializers.CharField(required=False, allow_blank=True)
     backlog = serializers.CharField(required=False, allow_null=True)
     epic = serializers.CharField(required=False, allow_null=True)
-    priority = serializers.ChoiceField(choices=[label for _, label in Priority.choices], required=False)
+    priority = serializers.ChoiceField(choices=PRIORITY_WORDS, required=False)
     estimate = serializers.CharField(required=False, allow_blank=True, max_length=32)
     branch_name = serializers.CharField(required=False, allow_blank=True, max_length=255)
     file_path = serializers.CharField(required=False, allow_blank=True, max_length=1000)
@@ -102,13 +116,17 @@ class TransitionInputSerializer(StrictSerializer):
 
 class DependencyInputSerializer(StrictSerializer):
     depends_on = serializers.CharField()
-    type = serializers.ChoiceField(choices=StoryDependency.Type.values, default=StoryDependency.Type.BLOCKS)
+    type = serializers.ChoiceField(choices=StoryDependency.Type.choices, default=StoryDependency.Type.BLOCKS)
     description = serializers.CharField(required=False, allow_blank=True, default="")
 
 
 class DependencyRefSerializer(serializers.Serializer):
-    depends_on = serializers.CharField()
-    type = serializers.CharField()
+    """One of a story's dependencies; a story the reader may not see is a placeholder
+    with `depends_on: null` and `hidden: true`."""
+
+    depends_on = serializers.CharField(allow_null=True, help_text='"KEY", "other-project:KEY", or null when hidden')
+    type = serializers.ChoiceField(choices=DependencyType.choices)
+    hidden = serializers.BooleanField(required=False, help_text="the linked story is in a project you cannot see")
 
 
 class StorySerializer(serializers.Serializer):
@@ -120,8 +138,8 @@ class StorySerializer(serializers.Serializer):
     backlog = serializers.CharField(allow_null=True)
     epic = serializers.CharField(allow_null=True)
     status = serializers.CharField()
-    status_category = serializers.CharField()
-    priority = serializers.CharField()
+    status_category = serializers.ChoiceField(choices=StatusCategory.choices)
+    priority = serializers.ChoiceField(choices=PRIORITY_WORDS)
     estimate = serializers.CharField()
     points_min = serializers.FloatField(allow_null=True)
     points_max = serializers.FloatField(allow_null=True)
@@ -165,6 +183,69 @@ class ErrorReasonField(serializers.JSONField):
 
 
 class ErrorSerializer(serializers.Serializer):
-    code = serializers.CharField()
+    """The one error shape: a stable `code`, a message and per-field reasons."""
+
+    code = serializers.CharField(help_text="stable error code, e.g. validation_error, not_found, conflict")
     message = serializers.CharField()
     details = serializers.DictField(child=serializers.ListField(child=ErrorReasonField()))
+
+
+def _code_field(code: str) -> serializers.CharField:
+    """The `code` of one error type, documented as that constant (the discriminator of
+    the 409 responses) without an enum component per code."""
+
+    @extend_schema_field({"type": "string", "enum": [code]})
+    class CodeField(serializers.CharField):
+        pass
+
+    return CodeField()
+
+
+class ConflictErrorSerializer(ErrorSerializer):
+    """409 `conflict`: a stale `version` (then `current_version` says the current one), a
+    self-link, a duplicate link or removing the last owner."""
+
+    code = _code_field("conflict")
+    current_version = serializers.IntegerField(required=False)
+
+
+class DependencyCycleErrorSerializer(ErrorSerializer):
+    """409 `dependency_cycle`: the `blocks` link would close a cycle, listed in order."""
+
+    code = _code_field("dependency_cycle")
+    cycle = serializers.ListField(
+        child=serializers.CharField(), help_text='story references ("KEY", "slug:KEY"; "(hidden)" for hidden ones)'
+    )
+
+
+class InvalidTransitionErrorSerializer(ErrorSerializer):
+    """409 `invalid_transition`: the workflow does not allow that move."""
+
+    code = _code_field("invalid_transition")
+    current = serializers.CharField(help_text="the story's status (slug)")
+    allowed = serializers.ListField(child=serializers.CharField(), help_text="statuses it may move to (slugs)")
+
+
+class BlockedErrorSerializer(ErrorSerializer):
+    """409 `blocked`: open `blocks` dependencies keep the story from that status."""
+
+    code = _code_field("blocked")
+    blockers = serializers.ListField(
+        child=serializers.CharField(), help_text='the open blockers ("KEY", "slug:KEY"; "(hidden)" for hidden ones)'
+    )
+
+
+class PreconditionFailedErrorSerializer(ErrorSerializer):
+    """412 `precondition_failed`: If-Match named an old version; the response's ETag
+    header is the current one."""
+
+    code = _code_field("precondition_failed")
+    current_version = serializers.IntegerField(required=False)
+
+
+class ServiceUnavailableErrorSerializer(ErrorSerializer):
+    """503: the database is down, too slow or busy; nothing was changed, retry after
+    `retry_after` seconds (also the Retry-After header)."""
+
+    code = serializers.ChoiceField(choices=["database_unavailable", "database_timeout", "database_busy"])
+    retry_after = serializers.IntegerField()

@@ -155,6 +155,8 @@ def resolve_refs(project: Project, data: dict) -> dict:
 
 
 class ProjectListView(APIView):
+    versioned_create = True  # schema: the POST answers the new project's ETag
+
     @extend_schema(responses=s.ProjectSerializer(many=True), operation_id="projects_list")
     def get(self, request):
         projects = selectors.project_list_for_user(user=request.user).order_by("slug")
@@ -187,6 +189,8 @@ def validated(serializer_class, data, **kwargs) -> dict:
 
 
 class ProjectDetailView(APIView):
+    versioned = True  # schema: ETag on responses, If-Match on writes
+
     @extend_schema(responses=s.ProjectSerializer)
     def get(self, request, slug):
         project = get_project_for(request, slug)
@@ -319,6 +323,8 @@ class StorySearchView(APIView):
 
 
 class ProjectStoryListView(APIView):
+    versioned_create = True
+
     @extend_schema(parameters=[*LIST_PARAMS, *FILTER_PARAMS], responses=StoryPageSerializer)
     def get(self, request, slug):
         project = get_project_for(request, slug)
@@ -338,6 +344,8 @@ class ProjectStoryListView(APIView):
 
 
 class StoryDetailView(APIView):
+    versioned = True
+
     def _story(self, request, slug, key):
         return get_story(get_project_for(request, slug), key)
 

@@ -235,4 +235,16 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Read and write models share one enum component per set of choices.
+    "ENUM_NAME_OVERRIDES": {
+        "PriorityEnum": "stories.api.serializers.PRIORITY_WORDS",
+        "ProjectStatusEnum": "stories.models.ProjectStatus",
+        "BacklogTypeEnum": "stories.models.BacklogType",
+        "BacklogStatusEnum": "stories.models.BacklogStatus",
+        "StatusCategoryEnum": "stories.models.StatusCategory",
+        "MemberRoleEnum": "stories.models.MemberRole",
+        "DependencyTypeEnum": "stories.models.DependencyType",
+        "ProjectDependencyTypeEnum": "stories.models.ProjectDependencyType",
+        "DatabaseErrorCodeEnum": ["database_unavailable", "database_timeout", "database_busy"],
+    },
 }

@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/storyhub
 
-.PHONY: help venv chromium run migrate seed test test-sqlite test-postgres lint bench fuzz clean
+.PHONY: help venv chromium run migrate seed test test-sqlite test-postgres lint openapi-lint bench fuzz clean
 
 help:
 	@echo "make run    - set up .venv, migrate, load demo data, serve on http://127.0.0.1:8000 (SQLite)"
@@ -35,6 +35,11 @@ lint: venv
 	DJANGO_SETTINGS_MODULE=storyhub.settings.test $(PY) manage.py makemigrations --check --dry-run
 	DJANGO_SETTINGS_MODULE=storyhub.settings.test $(PY) manage.py check
 	DJANGO_SETTINGS_MODULE=storyhub.settings.test $(PY) manage.py spectacular --validate --fail-on-warn --file /dev/null
+
+# Redocly's recommended rules (redocly.yaml) on the schema; needs npx, so not part of `make test`.
+openapi-lint: venv
+	DJANGO_SETTINGS_MODULE=storyhub.settings.test $(PY) manage.py spectacular --format openapi-json --file .openapi.json
+	npx --yes @redocly/cli@2.77.0 lint .openapi.json; status=$$?; rm -f .openapi.json; exit $$status
 
 # Debian's chromium for the browser tests (tests/admin/test_browser.py); fails when CI=true and it cannot be installed.
 chromium:

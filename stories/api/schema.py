@@ -209,3 +209,27 @@ class StoryHubAutoSchema(AutoSchema):
                 if code.startswith("2") and code != "204":
                     response.setdefault("headers", {}).update(ETAG_HEADER)
         return operation
+
+
+def postprocess_nullable_refs(result, generator, request, public):
+    """drf-spectacular writes a nullable enum as `{"nullable": true, "oneOf": [{$ref},
+    {$ref NullEnum}]}`; OpenAPI 3.0 wants a `type` beside `nullable` (Redocly's
+    nullable-type-sibling). Give it the referenced component's type."""
+    components = result.get("components", {}).get("schemas", {})
+
+    def fix(node):
+        if isinstance(node, dict):
+            if node.get("nullable") and "type" not in node and node.get("oneOf"):
+                for alternative in node["oneOf"]:
+                    target = components.get(alternative.get("$ref", "").rsplit("/", 1)[-1], {})
+                    if target.get("type"):
+                        node["type"] = target["type"]
+                        break
+            for value in node.values():
+                fix(value)
+        elif isinstance(node, list):
+            for value in node:
+                fix(value)
+
+    fix(result)
+    return result

@@ -235,6 +235,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "SERVERS": [{"url": "/", "description": "this server"}],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "stories.api.schema.postprocess_nullable_refs",
+    ],
     # Read and write models share one enum component per set of choices.
     "ENUM_NAME_OVERRIDES": {
         "PriorityEnum": "stories.api.serializers.PRIORITY_WORDS",

@@ -185,3 +185,23 @@ def test_story_dependencies_document_hidden_placeholders(schema):
     assert ref["hidden"]["type"] == "boolean"
     node = schema["components"]["schemas"]["GraphNode"]
     assert node["required"] == ["id"] and node["properties"]["hidden"]["type"] == "boolean"
+
+
+def test_redocly_recommended_details(schema):
+    """What Redocly's recommended rules found besides summaries: no servers, and a
+    nullable enum without a `type` beside `nullable` (OpenAPI 3.0)."""
+    assert schema["servers"] == [{"url": "/", "description": "this server"}]
+
+    def walk(node, where):
+        if isinstance(node, dict):
+            if node.get("nullable"):
+                assert "type" in node, where
+            for key, value in node.items():
+                walk(value, f"{where}/{key}")
+        elif isinstance(node, list):
+            for i, value in enumerate(node):
+                walk(value, f"{where}/{i}")
+
+    walk(schema, "")
+    role = schema["components"]["schemas"]["Project"]["properties"]["role"]
+    assert role["type"] == "string" and role["nullable"] is True

@@ -145,18 +145,16 @@ def _check_version(obj: models.Model, expected_version: int | None, what: str | 
 
 
 def _lock_versioned(obj: models.Model, expected_version: int | None, what: str) -> models.Model:
-    """Re-read `obj` under a row lock (its row alone) and check `expected_version`, so a
-    version check and the write that bumps the version cannot interleave with another
-    writer's. Cached foreign keys of `obj` (its project, its user) are carried over."""
-    try:
-        locked = type(obj).objects.select_for_update().get(pk=obj.pk)
-    except type(obj).DoesNotExist:
-        raise ConflictError(f"{what} no longer exists.") from None
-    for field in obj._meta.concrete_fields:
-        if field.is_relation and field.is_cached(obj) and getattr(obj, field.attname) == getattr(locked, field.attname):
-            field.set_cached_value(locked, field.get_cached_value(obj))
-    _check_version(locked, expected_version, what)
-    return locked
+    """Lock `obj`'s row (its row alone), take the current version from it and check
+    `expected_version`, so a version check and the write that bumps the version cannot
+    interleave with another writer's. `obj` itself is updated and returned (callers and
+    the admin keep using their instance)."""
+    current = type(obj).objects.select_for_update().filter(pk=obj.pk).values_list("version", flat=True).first()
+    if current is None:
+        raise ConflictError(f"{what} no longer exists.")
+    obj.version = current
+    _check_version(obj, expected_version, what)
+    return obj
 
 
 def _save_versioned(instance: models.Model, changed: Iterable[str]) -> None:

@@ -269,6 +269,8 @@ class MemberDetailView(APIView):
         require_role(request, member.project, "admin")
         data = validated(MemberRoleInput, request.data)
         with versioned_write(request, member, data.get("version")) as expected:
+            if "role" not in data and expected is None:
+                return _with_etag(Response(member_payload(member)), member)  # nothing to change or check
             role = data.get("role", member.role)
             with _owner_rule_as_conflict():
                 member = services.project_member_set(

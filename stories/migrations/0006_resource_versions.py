@@ -5,14 +5,16 @@ stale If-Match / `version` is refused (412 / 409) instead of overwriting someone
 `db_default` too, so rows inserted by raw SQL (COPY in the benchmark) need not name it.
 
 SQLite rebuilds a table to add a NOT NULL column, and the status-history trigger on
-`stories` (0004) reads `statuses`: rebuilding `statuses` under it breaks the trigger, so
-on SQLite it is dropped first and created again afterwards (both directions)."""
+`stories` (0004, as 0005 left it) reads `statuses`: rebuilding `statuses` under it breaks
+the trigger, so on SQLite it is dropped first and 0005's created again afterwards (both
+directions)."""
 
 import importlib
 
 from django.db import migrations, models
 
-_0004 = importlib.import_module("stories.migrations.0004_status_change_outside_audit")
+# The migration that last (re)created the trigger; a later one must be named here instead.
+_TRIGGER = importlib.import_module("stories.migrations.0005_status_change_outside_audit_project")
 _DROP_SQLITE_TRIGGER = "DROP TRIGGER IF EXISTS stories_status_history_guard;"
 
 
@@ -23,7 +25,7 @@ def drop_sqlite_trigger(apps, schema_editor):
 
 def create_sqlite_trigger(apps, schema_editor):
     if schema_editor.connection.vendor == "sqlite":
-        _0004.forward(apps, schema_editor)
+        _TRIGGER.forward(apps, schema_editor)
 
 
 def _version():
@@ -31,7 +33,7 @@ def _version():
 
 
 class Migration(migrations.Migration):
-    dependencies = [("stories", "0004_status_change_outside_audit")]
+    dependencies = [("stories", "0005_status_change_outside_audit_project")]
 
     operations = [
         migrations.RunPython(drop_sqlite_trigger, create_sqlite_trigger),

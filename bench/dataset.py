@@ -11,7 +11,10 @@ projects, workflows, users and memberships still go through the services. The sh
   to a smaller id, so the graph is acyclic; transitive closures stay realistic (hundreds).
 - statuses spread over every workflow category (earlier stories are more often done);
 - every story has 1-3 status_history rows (created, then transitions) and one audit row
-  per history row, like the services write them.
+  per history row, like the services write them;
+- apart from those, project `bench-chain`: CHAIN_STORIES stories where each one
+  `blocks`-depends on the previous two (the worst case for a walk that revisits a story
+  once per route length; `transitive_blockers_ms_chain_4k` walks it from the last one).
 
 Usage: python -m bench.dataset --db storyhub_bench --stories 100000 --projects 10
 """
@@ -32,6 +35,8 @@ EPIC_SIZE = 100
 BENCH_USER = "bench-member"
 BENCH_PASSWORD = "bench-password"  # noqa: S105 - local throwaway benchmark database
 OTHER_USER = "bench-outsider"
+CHAIN_PROJECT = "bench-chain"
+CHAIN_STORIES = 4000
 
 # (slug, weight) of the final status; the path walked to get there gives the history.
 FINAL_STATUS = [
@@ -231,6 +236,18 @@ def build(db: str, stories: int, projects: int, seed: int = 7, quiet: bool = Fal
                 audit_rows.append((action, "story", str(sid), proj.pk, None, "", at, json.dumps(details)))
                 old = slug
 
+    chain = services.project_create(actor=None, slug=CHAIN_PROJECT, name="Bench chain")
+    chain_ready = Status.objects.get(project=chain, slug="ready").pk
+    chain_rows, chain_deps = [], []
+    for i in range(CHAIN_STORIES):
+        chain_id = sid + 1 + i
+        key = f"CH-{i + 1:05d}"
+        chain_rows.append(
+            (chain_id, chain.pk, key, f"Chain {key}", None, None, chain_ready, 2, "", None, None, "", "", "", "")
+            + ("[]", None, None, "", "{}", 1, now, now)
+        )
+        chain_deps += [(chain_id, chain_id - k, "blocks", "", now) for k in (1, 2) if i - k >= 0]
+
     with connection.cursor() as dj_cur:
         cur = dj_cur.cursor  # the psycopg cursor underneath
         _copy(cur, "epics", ["id", "project_id", "slug", "name", "description", "created_at", "updated_at"], epic_rows)
@@ -262,9 +279,14 @@ def build(db: str, stories: int, projects: int, seed: int = 7, quiet: bool = Fal
                 "created_at",
                 "updated_at",
             ],
-            story_rows,
+            story_rows + chain_rows,
         )
-        _copy(cur, "story_dependencies", ["story_id", "depends_on_id", "type", "description", "created_at"], dep_rows)
+        _copy(
+            cur,
+            "story_dependencies",
+            ["story_id", "depends_on_id", "type", "description", "created_at"],
+            dep_rows + chain_deps,
+        )
         _copy(
             cur,
             "status_history",
@@ -292,6 +314,7 @@ def build(db: str, stories: int, projects: int, seed: int = 7, quiet: bool = Fal
         ),
         "status_history_rows": len(hist_rows),
         "audit_rows": len(audit_rows),
+        "chain_stories": len(chain_rows),
         "build_seconds": round(time.perf_counter() - t0, 1),
         "member": member.username,
         "outsider": outsider.username,

@@ -227,9 +227,18 @@ def bench_graph() -> None:
     deep = Story.objects.filter(project__slug="bench-09").order_by("-id").first()
     ready_project = Project.objects.get(slug="bench-05")
     project_10k = Project.objects.get(slug="bench-03")
+    # Each story of this chain waits for the previous two: every story is reachable from
+    # the last one by many routes of different lengths.
+    chain_last = Story.objects.filter(project__slug="bench-chain").order_by("-id").first()
     results["transitive_blockers_count"] = len(graph.story_blockers(story=deep, transitive=True))
+    results["transitive_blockers_chain_count"] = len(graph.story_blockers(story=chain_last, transitive=True))
     for name, target, call in (
         ("transitive_blockers_ms_100k", "< 50", lambda: graph.story_blockers(story=deep, transitive=True)),
+        (
+            "transitive_blockers_ms_chain_4k",
+            "< 50",
+            lambda: graph.story_blockers(story=chain_last, transitive=True),
+        ),
         ("ready_ms_100k", "< 50", lambda: graph.ready_story_ids(project=ready_project, limit=100)),
         ("topo_order_ms_10k", "< 250", lambda: graph.topological_order(project=project_10k)),
         ("critical_path_ms_10k", "< 250", lambda: graph.critical_path(project=project_10k)),
@@ -454,6 +463,7 @@ PLOTTED = [
     ("list_100_ratio_to_floor", 1.6, "story list over HTTP, × floor"),
     ("list_100_inprocess_ratio_to_floor", 2.5, "story list in process, × floor"),
     ("transitive_blockers_ms_100k", 50, "transitive blockers, ms (100k)"),
+    ("transitive_blockers_ms_chain_4k", 50, "transitive blockers, ms (4k chain)"),
     ("ready_ms_100k", 50, "ready list, ms (100k)"),
     ("topo_order_ms_10k", 250, "topological order, ms (10k)"),
     ("critical_path_ms_10k", 250, "critical path, ms (10k)"),

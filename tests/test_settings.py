@@ -84,3 +84,19 @@ def test_production_refuses_to_start_without_secret_and_hosts():
         module="storyhub.settings.production",
     )
     assert ok.returncode == 0 and ok.stdout.strip() == "False", ok.stderr
+
+
+def test_production_bounds_postgres_statements_by_default():
+    code = "print(settings.DATABASES['default']['OPTIONS'].get('options', ''))"
+    env = {"DATABASE_URL": "postgres://u@db.example:5432/storyhub", "DJANGO_SECRET_KEY": "x" * 50}
+    env["DJANGO_ALLOWED_HOSTS"] = "example.com"
+    production = "storyhub.settings.production"
+    result = settings_probe(code, env, module=production)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "-c statement_timeout=30000"
+    result = settings_probe(code, {**env, "DB_STATEMENT_TIMEOUT": "0"}, module=production)
+    assert result.returncode == 0 and result.stdout.strip() == "", result.stderr
+    result = settings_probe(code, {**env, "DB_STATEMENT_TIMEOUT": "5000"}, module=production)
+    assert result.stdout.strip() == "-c statement_timeout=5000", result.stderr
+    local = settings_probe(code, {"DATABASE_URL": env["DATABASE_URL"]})
+    assert local.returncode == 0 and local.stdout.strip() == "", local.stderr

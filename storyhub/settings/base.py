@@ -89,8 +89,9 @@ def _database_url() -> str:
     return f"sqlite:///{Path.cwd() / 'db.sqlite3'}"
 
 
-def database_config(url: str) -> dict:
-    """Turn a database URL into Django's settings, with our tuning for each vendor."""
+def database_config(url: str, *, statement_timeout_default: int = 0) -> dict:
+    """Turn a database URL into Django's settings, with our tuning for each vendor.
+    `statement_timeout_default` (ms) applies when DB_STATEMENT_TIMEOUT is not set."""
     config = environ.Env.db_url_config(url)
     if config["ENGINE"] == "django.db.backends.sqlite3":
         config["OPTIONS"] = {
@@ -115,9 +116,10 @@ def database_config(url: str) -> dict:
         else:
             config["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
         options.setdefault("connect_timeout", env.int("DB_CONNECT_TIMEOUT", default=5))
-        # Milliseconds, 0 = no limit. A statement that runs longer is cancelled and the
-        # request answers 503 database_timeout (storyhub.middleware) instead of holding a worker.
-        statement_timeout = env.int("DB_STATEMENT_TIMEOUT", default=0)
+        # Milliseconds, 0 = no limit (production settings default to a limit). A statement
+        # that runs longer is cancelled and the request answers 503 database_timeout
+        # (storyhub.middleware) instead of holding a worker.
+        statement_timeout = env.int("DB_STATEMENT_TIMEOUT", default=statement_timeout_default)
         if statement_timeout:
             options["options"] = f"{options.get('options', '')} -c statement_timeout={statement_timeout}".strip()
     config["ATOMIC_REQUESTS"] = False

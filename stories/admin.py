@@ -327,6 +327,17 @@ class StoryAdminForm(forms.ModelForm):
         widget=forms.Textarea(attrs={"rows": 2, "cols": 60}),
         help_text="Kept in the status history when the status changes.",
     )
+    override_blocked = forms.BooleanField(
+        label="Override the blocked guard",
+        required=False,
+        help_text="Project admins: start or complete this story although a blocking story is not completed.",
+    )
+    override_reason = forms.CharField(
+        label="Reason for the override",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2, "cols": 60}),
+        help_text="Required with the override; kept in the status history and the audit log.",
+    )
 
     # The markdown body is kept exactly as written: no stripping, and a browser's CRLF
     # line breaks become the LF the files use (else every save would change the body).
@@ -486,6 +497,23 @@ class StatusHistoryInline(admin.TabularInline):
 class TransitionForm(forms.Form):
     status = forms.ChoiceField(label="New status")
     notes = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3, "cols": 60}))
+    override_blocked = forms.BooleanField(
+        label="Override the blocked guard",
+        required=False,
+        help_text="Project admins: move blocked stories too (their blockers are not completed).",
+    )
+    reason = forms.CharField(
+        label="Reason for the override",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2, "cols": 60}),
+        help_text="Required with the override; kept in the status history and the audit log.",
+    )
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("override_blocked") and not (cleaned.get("reason") or "").strip():
+            self.add_error("reason", "Give a reason for overriding the blocked guard.")
+        return cleaned
 
     def __init__(self, *args, choices, **kwargs):
         super().__init__(*args, **kwargs)
@@ -567,6 +595,7 @@ class StoryAdmin(ServiceAdminMixin, ProjectScopedMixin, admin.ModelAdmin):
     def get_fieldsets(self, request, obj=None):
         main = ["project", "key", "title", "status", "status_notes", "priority"]
         if obj is not None:
+            main[5:5] = ["override_blocked", "override_reason"]
             main.append("version")
         return [
             (None, {"fields": main}),
@@ -631,6 +660,8 @@ class StoryAdmin(ServiceAdminMixin, ProjectScopedMixin, admin.ModelAdmin):
             data=data,
             expected_version=form.cleaned_data["version"],
             notes=form.cleaned_data.get("status_notes", ""),
+            override_blocked=form.cleaned_data.get("override_blocked", False),
+            override_reason=form.cleaned_data.get("override_reason", ""),
         )
 
     def service_delete(self, request, obj):
@@ -684,11 +715,17 @@ class StoryAdmin(ServiceAdminMixin, ProjectScopedMixin, admin.ModelAdmin):
         form = TransitionForm(request.POST if "apply" in request.POST else None, choices=choices)
         if form.is_valid():
             slug, notes = form.cleaned_data["status"], form.cleaned_data["notes"]
+            override = {
+                "override_blocked": form.cleaned_data["override_blocked"],
+                "override_reason": form.cleaned_data["reason"],
+            }
             self._per_story(
                 request,
                 queryset,
                 f"Moved to '{slug}':",
-                lambda story: services.story_transition(actor=request.user, story=story, status=slug, notes=notes),
+                lambda story: services.story_transition(
+                    actor=request.user, story=story, status=slug, notes=notes, **override
+                ),
             )
             return None
         return self._action_page(

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from django.db.models import Q
 from django.urls import reverse
 
+from . import readiness
 from .models import Project, StatusCategory, Story, StoryDependency
 
 NODE_W = 168
@@ -74,7 +75,8 @@ def _state(node: Node, nodes: dict[int, Node]) -> str:
         return "done"
     if node.category == StatusCategory.CANCELLED:
         return "cancelled"
-    unfinished = [b for b in node.blockers if nodes[b].category != StatusCategory.COMPLETED]
+    # node.blockers are its `blocks` links (stories.readiness: open until completed)
+    unfinished = [b for b in node.blockers if readiness.is_open_blocker(readiness.BLOCKING_TYPE, nodes[b].category)]
     if unfinished or node.status == "blocked":
         return "blocked"
     if node.category == StatusCategory.UNSTARTED:

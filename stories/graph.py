@@ -17,11 +17,12 @@ from decimal import Decimal
 
 from django.db import connection
 
+from . import readiness
 from .models import Priority, Project, Story, StoryDependency
 
-BLOCKS = StoryDependency.Type.BLOCKS.value
-COMPLETED = "completed"
-UNSTARTED = "unstarted"
+BLOCKS = readiness.BLOCKING_TYPE
+COMPLETED = readiness.DONE_CATEGORY
+UNSTARTED = readiness.READY_CATEGORY
 PRIORITY_WORDS = dict(Priority.choices)
 
 # The blocks graph is acyclic (the services refuse cycles), so a walk ends on its own;
@@ -119,18 +120,19 @@ def story_dependents(*, story: Story, transitive: bool = False, max_depth: int |
     return _walk(story=story, near="depends_on_id", far="story_id", transitive=transitive, max_depth=max_depth)
 
 
-_READY_SQL = """
+# The rule itself (which category is ready, which link blocks) is stories.readiness's.
+_READY_SQL = f"""
     SELECT s.id FROM stories s JOIN statuses st ON st.id = s.status_id
-    WHERE s.project_id = %s AND st.category = %s
+    WHERE s.project_id = %s AND {readiness.ready_category_sql("st")}
       AND NOT EXISTS (
         SELECT 1 FROM story_dependencies d
         JOIN stories b ON b.id = d.depends_on_id JOIN statuses bs ON bs.id = b.status_id
-        WHERE d.story_id = s.id AND d.type = %s AND bs.category <> %s
+        WHERE d.story_id = s.id AND {readiness.open_blocker_sql("d", "bs")}
       )
     ORDER BY s.priority DESC,
       (SELECT COUNT(*) FROM story_dependencies w
         JOIN stories ws ON ws.id = w.story_id JOIN statuses wst ON wst.id = ws.status_id
-        WHERE w.depends_on_id = s.id AND w.type = %s AND wst.category NOT IN (%s, 'cancelled')) DESC,
+        WHERE w.depends_on_id = s.id AND w.type = %s AND {readiness.open_category_sql("wst")}) DESC,
       s.key, s.id
     LIMIT %s OFFSET %s
 """
@@ -146,7 +148,7 @@ def ready_story_ids(*, project: Project, limit: int = DEFAULT_READY_LIMIT, offse
     a valid topological order of the ready set.
     """
     with connection.cursor() as cursor:
-        cursor.execute(_READY_SQL, [project.pk, UNSTARTED, BLOCKS, COMPLETED, BLOCKS, COMPLETED, limit, offset])
+        cursor.execute(_READY_SQL, [project.pk, BLOCKS, limit, offset])
         return [int(row[0]) for row in cursor.fetchall()]
 
 
@@ -260,7 +262,7 @@ def project_graph(*, project: Project) -> dict:
     }
     open_blockers: dict[int, int] = defaultdict(int)
     for link in links:
-        if link["type"] == BLOCKS and category.get(link["depends_on_id"]) != COMPLETED:
+        if readiness.is_open_blocker(link["type"], category.get(link["depends_on_id"])):
             open_blockers[link["story_id"]] += 1
 
     def ref(story_id: int) -> str:
@@ -277,8 +279,8 @@ def project_graph(*, project: Project) -> dict:
             "status_category": r["status__category"],
             "priority": PRIORITY_WORDS.get(r["priority"]),
             "points": float(_weight(r["points_min"], r["points_max"])),
-            "blocked": open_blockers[r["id"]] > 0,
-            "ready": r["status__category"] == UNSTARTED and open_blockers[r["id"]] == 0,
+            "blocked": readiness.is_blocked(open_blockers[r["id"]]),
+            "ready": readiness.is_ready(r["status__category"], open_blockers[r["id"]]),
             "external": False,
         }
         for r in rows

@@ -81,3 +81,24 @@ def story_labels_for(*, ids: list[int], relative_to: Project | None) -> dict[int
         pk: key if relative_to is not None and project_id == relative_to.pk else f"{slug}:{key}"
         for pk, key, project_id, slug in rows
     }
+
+
+def blocks_targets_of(*, story_ids: list[int]) -> dict[int, list[tuple[int, Project, str, str]]]:
+    """Each story's `blocks` targets as (id, project, key, status category), for the
+    blocked guard (stories.readiness); hidden targets included, the caller labels them."""
+    out: dict[int, list[tuple[int, Project, str, str]]] = {}
+    for start in range(0, len(story_ids), 900):
+        links = StoryDependency.objects.filter(story_id__in=story_ids[start : start + 900], type=BLOCKS)
+        for link in links.select_related("depends_on__project", "depends_on__status").order_by("depends_on_id"):
+            target = link.depends_on
+            out.setdefault(link.story_id, []).append((target.pk, target.project, target.key, target.status.category))
+    return out
+
+
+def story_guard_rows(*, ids: list[int]) -> dict[int, tuple[Project, str, str]]:
+    """id → (project, key, status category) of the stories `ids` (any number)."""
+    out: dict[int, tuple[Project, str, str]] = {}
+    for start in range(0, len(ids), 900):
+        for story in Story.objects.filter(pk__in=ids[start : start + 900]).select_related("project", "status"):
+            out[story.pk] = (story.project, story.key, story.status.category)
+    return out

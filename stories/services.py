@@ -9,20 +9,27 @@ Status changes also write exactly one status_history row.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, connection, models, transaction
 from django.db.models import ProtectedError
 from django.utils import timezone
 
 from audit.events import AuditAction, EntityType
 from audit.services import audit_record
-from storyhub.errors import ConflictError, DependencyCycleError, InvalidTransitionError, StaleVersionError
+from storyhub.errors import (
+    BlockedError,
+    ConflictError,
+    DependencyCycleError,
+    InvalidTransitionError,
+    StaleVersionError,
+)
 
-from . import selectors
+from . import readiness, selectors
 from .models import (
     DEFAULT_STATUS_SLUG,
     DEFAULT_WORKFLOW,
@@ -37,7 +44,7 @@ from .models import (
     Story,
     StoryDependency,
 )
-from .permissions import forget_roles, require_project_role
+from .permissions import forget_roles, has_project_role, require_project_role
 
 # A constant key for pg_advisory_xact_lock: writers of `blocks` edges take turns so two
 # concurrent inserts cannot each miss the other's half of a cycle.
@@ -212,11 +219,23 @@ PROJECT_FIELDS = (
 )
 
 
+def _check_project_settings(settings: Any) -> None:
+    if isinstance(settings, dict) and not isinstance(settings.get(readiness.GUARD_SETTING, True), bool):
+        raise ValidationError({"settings": [f"'{readiness.GUARD_SETTING}' must be true or false."]})
+
+
 @transaction.atomic
 def project_create(*, actor, slug: str, name: str, **fields: Any) -> Project:
-    """Create a project with the default workflow; the creator becomes its owner."""
+    """Create a project with the default workflow; the creator becomes its owner. The
+    blocked guard (stories.readiness) is on unless `settings` turns it off."""
     project = Project(slug=slug, name=name)
     _assign(project, fields, PROJECT_FIELDS)
+    _check_project_settings(project.settings)
+    if isinstance(project.settings, dict):
+        project.settings = {
+            **project.settings,
+            readiness.GUARD_SETTING: project.settings.get(readiness.GUARD_SETTING, True),
+        }
     if project.owner_id is None and getattr(actor, "is_authenticated", False):
         project.owner = actor
     _create(project)
@@ -255,6 +274,7 @@ def project_update(*, actor, project: Project, data: Mapping[str, Any], expected
     if "status" in data and data["status"] != project.status:
         require_project_role(actor, project, ProjectMember.Role.OWNER)
     changes = _assign(project, data, [f for f in PROJECT_FIELDS if f != "slug"])
+    _check_project_settings(project.settings)
     if changes:
         _save_versioned(project, changes)
         audit_record(actor=actor, action="project.updated", target=project, changes=changes)
@@ -588,20 +608,144 @@ def story_create(
     return story
 
 
-def _apply_status(*, actor, story: Story, target: Status, notes: str, enforce_workflow: bool) -> Status | None:
-    """Move `story` (already locked) to `target`; returns the old status, or None when
-    nothing moves. Writes the status_history row; the caller saves and audits."""
+def _guard_label(actor, project: Project, other: Project, key: str) -> str:
+    if other.pk == project.pk:
+        return key
+    if actor is None or has_project_role(actor, other, ProjectMember.Role.VIEWER):
+        return f"{other.slug}:{key}"
+    return readiness.HIDDEN_LABEL
+
+
+def blocked_guard_check(
+    *,
+    actor,
+    project: Project,
+    key: str,
+    old_category: str | None,
+    new_category: str,
+    blockers: Iterable[tuple[Project, str, str | None]],
+    target: str | None = None,
+    override_blocked: bool = False,
+    override_reason: str = "",
+) -> dict[str, Any] | None:
+    """The blocked guard (stories.readiness) for one story of `project` moving from
+    `old_category` (None: a new story) to `new_category`. `blockers` are the story's
+    `blocks` targets as (project, key, status category); the open ones refuse the move
+    with BlockedError (a target the actor cannot see is listed as "(hidden)"), unless
+    `override_blocked` with a non-empty `override_reason` by a project admin (else
+    PermissionDenied). Returns the override to record {"reason", "blockers"}, or None."""
+    reason = (override_reason or "").strip()
+    if override_blocked and not reason:
+        raise ValidationError({"reason": ["Give a reason for overriding the blocked guard."]})
+    if not readiness.enters_guarded_category(old_category, new_category) or not readiness.guard_enabled(project):
+        return None
+    open_blockers = [
+        _guard_label(actor, project, other, other_key)
+        for other, other_key, category in blockers
+        if readiness.is_open_blocker(readiness.BLOCKING_TYPE, category)
+    ]
+    if not open_blockers:
+        return None
+    labels = sorted(open_blockers, key=lambda label: (label == readiness.HIDDEN_LABEL, label))
+    if not override_blocked:
+        raise BlockedError(labels, key=key, target=target)
+    if actor is not None and not has_project_role(actor, project, ProjectMember.Role.ADMIN):
+        raise PermissionDenied(f"Overriding the blocked guard needs the 'admin' role in project '{project.slug}'.")
+    return {"reason": reason, "blockers": labels}
+
+
+@dataclass(frozen=True)
+class PlannedMove:
+    """One story's status move in a batch (stories.bulk), for blocked_moves()."""
+
+    key: str
+    old_category: str | None  # None: a new story
+    new_category: str
+    story_id: int | None = None  # an existing story
+    blocker_ids: Sequence[int] | None = None  # `blocks` targets after the batch; None: its current links
+    blocker_keys: Sequence[str] = ()  # `blocks` targets the same batch creates (keys in the project)
+
+
+def blocked_moves(
+    *, actor, project: Project, moves: Iterable[PlannedMove], batch_categories: Mapping[str, str]
+) -> dict[str, BlockedError]:
+    """The blocked guard on the final state of a batch: key → BlockedError for every move
+    it refuses. `batch_categories` maps the keys of the batch's stories (in `project`) to
+    their status category after the batch, so a blocker completed by the same batch
+    counts as completed. A batch cannot override the guard."""
+    moving = [m for m in moves if readiness.enters_guarded_category(m.old_category, m.new_category)]
+    if not moving or not readiness.guard_enabled(project):
+        return {}
+    current = selectors.blocks_targets_of(
+        story_ids=[m.story_id for m in moving if m.blocker_ids is None and m.story_id]
+    )
+    rows = {t[0]: t[1:] for targets in current.values() for t in targets}
+    missing = {i for m in moving for i in (m.blocker_ids or ()) if i not in rows}
+    rows.update(selectors.story_guard_rows(ids=sorted(missing)))
+    refused: dict[str, BlockedError] = {}
+    for move in moving:
+        ids = move.blocker_ids if move.blocker_ids is not None else [t[0] for t in current.get(move.story_id, [])]
+        blockers = []
+        for other, other_key, category in (rows[i] for i in ids if i in rows):
+            if other.pk == project.pk and other_key in batch_categories:
+                category = batch_categories[other_key]
+            blockers.append((other, other_key, category))
+        blockers += [(project, k, batch_categories.get(k)) for k in move.blocker_keys]
+        try:
+            blocked_guard_check(
+                actor=actor,
+                project=project,
+                key=move.key,
+                old_category=move.old_category,
+                new_category=move.new_category,
+                blockers=blockers,
+            )
+        except BlockedError as exc:
+            refused[move.key] = exc
+    return refused
+
+
+def _apply_status(
+    *,
+    actor,
+    story: Story,
+    target: Status,
+    notes: str,
+    enforce_workflow: bool,
+    override_blocked: bool = False,
+    override_reason: str = "",
+) -> tuple[Status | None, dict[str, Any] | None]:
+    """Move `story` (already locked) to `target`; returns the old status (None when
+    nothing moves) and the blocked guard's override, if one was used. Writes the
+    status_history row; the caller saves and audits."""
     if target.project_id != story.project_id:
         raise ValidationError({"status": [f"Status '{target.slug}' belongs to another project."]})
     old = story.status
     if old.pk == target.pk:
-        return None
+        return None, None
     if enforce_workflow and not old.allows(target):
         raise InvalidTransitionError(old.slug, target.slug, list(old.allowed_transitions))
+    override = None
+    if readiness.enters_guarded_category(old.category, target.category):
+        targets = selectors.blocks_targets_of(story_ids=[story.pk]).get(story.pk, [])
+        override = blocked_guard_check(
+            actor=actor,
+            project=story.project,
+            key=story.key,
+            old_category=old.category,
+            new_category=target.category,
+            blockers=[t[1:] for t in targets],
+            target=target.slug,
+            override_blocked=override_blocked,
+            override_reason=override_reason,
+        )
+    if override is not None:
+        line = f"Blocked guard overridden (blockers: {', '.join(override['blockers'])}): {override['reason']}"
+        notes = f"{notes}\n{line}" if notes else line
     story.status = target
     _record_status_change(actor=actor, story=story, old=old, new=target, notes=notes)
     mark_status_history_written(story, target)
-    return old
+    return old, override
 
 
 @transaction.atomic
@@ -613,9 +757,12 @@ def story_update(
     expected_version: int | None = None,
     notes: str = "",
     enforce_workflow: bool = True,
+    override_blocked: bool = False,
+    override_reason: str = "",
 ) -> Story:
     """Change a story's fields (member role). `data` may include "status" (a Status or
-    slug), which is validated against the workflow and recorded in status_history.
+    slug), which is validated against the workflow and the blocked guard (see
+    story_transition) and recorded in status_history.
     `expected_version` is the version the caller saw; a stale one raises ConflictError."""
     require_project_role(actor, story.project, ProjectMember.Role.MEMBER)
     locked = _lock_story(story)
@@ -629,22 +776,28 @@ def story_update(
             changes["points_min"] = (locked.points_min, new_points[0])
             changes["points_max"] = (locked.points_max, new_points[1])
             locked.points_min, locked.points_max = new_points
+    override = None
     if status is not None:
         target = _resolve_status(locked.project, status)
-        old = _apply_status(actor=actor, story=locked, target=target, notes=notes, enforce_workflow=enforce_workflow)
+        old, override = _apply_status(
+            actor=actor,
+            story=locked,
+            target=target,
+            notes=notes,
+            enforce_workflow=enforce_workflow,
+            override_blocked=override_blocked,
+            override_reason=override_reason,
+        )
         if old is not None:
             changes["status"] = (old.slug, target.slug)
     if not changes:
         return locked
     locked.version += 1
     _save(locked, [*changes, "version"])
-    audit_record(
-        actor=actor,
-        action="story.updated",
-        target=locked,
-        changes=changes,
-        extra={"project": locked.project.slug, "key": locked.key, "version": locked.version},
-    )
+    extra: dict[str, Any] = {"project": locked.project.slug, "key": locked.key, "version": locked.version}
+    if override is not None:
+        extra["override_blocked"] = override
+    audit_record(actor=actor, action="story.updated", target=locked, changes=changes, extra=extra)
     return locked
 
 
@@ -657,24 +810,43 @@ def story_transition(
     notes: str = "",
     expected_version: int | None = None,
     enforce_workflow: bool = True,
+    override_blocked: bool = False,
+    override_reason: str = "",
 ) -> Story:
     """Move a story to another status of its workflow (member role): exactly one
-    status_history row and one audit row. Moving to the current status changes nothing."""
+    status_history row and one audit row. Moving to the current status changes nothing.
+
+    The blocked guard (stories.readiness): while a `blocks` dependency is not completed
+    the story may not enter the started or completed category (BlockedError, 409), unless
+    `override_blocked` with a non-empty `override_reason` by a project admin; the
+    override is kept in the status_history notes and the audit row."""
     require_project_role(actor, story.project, ProjectMember.Role.MEMBER)
     locked = _lock_story(story)
     _check_version(locked, expected_version)
     target = _resolve_status(locked.project, status)
-    old = _apply_status(actor=actor, story=locked, target=target, notes=notes, enforce_workflow=enforce_workflow)
+    old, override = _apply_status(
+        actor=actor,
+        story=locked,
+        target=target,
+        notes=notes,
+        enforce_workflow=enforce_workflow,
+        override_blocked=override_blocked,
+        override_reason=override_reason,
+    )
     if old is None:
         return locked
     locked.version += 1
     _save(locked, ["status", "version"])
+    extra: dict[str, Any] = {"project": locked.project.slug, "key": locked.key, "notes": notes}
+    extra["version"] = locked.version
+    if override is not None:
+        extra["override_blocked"] = override
     audit_record(
         actor=actor,
         action=AuditAction.STORY_STATUS_CHANGED,
         target=locked,
         changes={"status": (old.slug, target.slug)},
-        extra={"project": locked.project.slug, "key": locked.key, "notes": notes, "version": locked.version},
+        extra=extra,
     )
     return locked
 

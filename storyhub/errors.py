@@ -69,13 +69,21 @@ class InvalidTransitionError(ApplicationError):
 
 
 class BlockedError(ApplicationError):
+    """The blocked guard (stories.readiness): a story with an open `blocks` dependency may
+    not start or complete. `blockers` are "KEY" / "slug:KEY", or "(hidden)" for a story
+    the actor cannot see."""
+
     code = "blocked"
     http_status = 409
 
-    def __init__(self, blockers: list[str]):
+    def __init__(self, blockers: list[str], *, key: str | None = None, target: str | None = None):
         self.blockers = blockers
+        story = key or "Story"
+        into = f" move to '{target}'" if target else " start or complete"
         super().__init__(
-            f"Story is blocked by unfinished stories: {', '.join(blockers)}.",
+            f"{story} is blocked by unfinished stories: {', '.join(blockers)}; it cannot{into} until they are "
+            "completed (a project admin may override this with a reason).",
+            details={"status": [f"blocked by: {', '.join(blockers)}"]},
             extra={"blockers": blockers},
         )
 

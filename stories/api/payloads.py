@@ -13,6 +13,7 @@ from django.db import connection
 from django.db.models import QuerySet, TextField
 from django.db.models.functions import Cast
 
+from stories import readiness
 from stories.models import Priority, Project, Status, Story, StoryDependency
 
 PRIORITY_WORDS = dict(Priority.choices)
@@ -119,7 +120,7 @@ def story_list_payload(rows: list[dict]) -> list[dict]:
         for dep_type, key, same_project, slug, category in deps.get(r["id"], ()):
             ref = key if same_project else f"{slug}:{key}"
             dependencies.append({"depends_on": ref, "type": dep_type})
-            if dep_type == StoryDependency.Type.BLOCKS and category != "completed":
+            if readiness.is_open_blocker(dep_type, category):
                 open_blockers.append(ref)
         category = r["status__category"]
         out.append(
@@ -146,8 +147,8 @@ def story_list_payload(rows: list[dict]) -> list[dict]:
                 "metadata": _json(r["metadata_json"]),
                 "version": r["version"],
                 "dependencies": dependencies,
-                "blocked": bool(open_blockers),
-                "ready": category == "unstarted" and not open_blockers,
+                "blocked": readiness.is_blocked(len(open_blockers)),
+                "ready": readiness.is_ready(category, len(open_blockers)),
                 "created_at": r["created_at"],
                 "updated_at": r["updated_at"],
             }

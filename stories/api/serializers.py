@@ -106,12 +106,24 @@ class StoryInputSerializer(StrictSerializer):
     body = serializers.CharField(required=False, allow_blank=True)
     metadata = serializers.DictField(required=False)
     version = serializers.IntegerField(required=False, min_value=1)
+    override_blocked = serializers.BooleanField(
+        required=False, help_text="Project admins: move a blocked story anyway (needs `reason`)."
+    )
+    reason = serializers.CharField(
+        required=False, allow_blank=True, help_text="Why the blocked guard is overridden (audited)."
+    )
 
 
 class TransitionInputSerializer(StrictSerializer):
     status = serializers.CharField()
     notes = serializers.CharField(required=False, allow_blank=True, default="")
     version = serializers.IntegerField(required=False, min_value=1)
+    override_blocked = serializers.BooleanField(
+        required=False, default=False, help_text="Project admins: move a blocked story anyway (needs `reason`)."
+    )
+    reason = serializers.CharField(
+        required=False, allow_blank=True, default="", help_text="Why the blocked guard is overridden (audited)."
+    )
 
 
 class DependencyInputSerializer(StrictSerializer):

@@ -336,6 +336,8 @@ class ProjectStoryListView(APIView):
         require_role(request, project, "member")
         data = validated(s.StoryInputSerializer, request.data)
         data.pop("version", None)
+        for name in ("override_blocked", "reason"):  # a new story has no links yet: never blocked
+            data.pop(name, None)
         data = resolve_refs(project, data)
         story = services.story_create(actor=request.user, project=project, **data)
         response = Response(story_payload(story), status=http.HTTP_201_CREATED)
@@ -371,6 +373,7 @@ class StoryDetailView(APIView):
         data = validated(s.StoryInputSerializer, request.data, partial=partial)
         version = data.pop("version", None)
         notes = data.pop("notes", "")
+        override = {"override_blocked": data.pop("override_blocked", False), "override_reason": data.pop("reason", "")}
         data = resolve_refs(story.project, data)
         if "key" in data and data["key"] == story.key:
             data.pop("key")
@@ -381,6 +384,7 @@ class StoryDetailView(APIView):
                 data=data,
                 expected_version=version if version is not None else expected,
                 notes=notes,
+                **override,
             )
         return self._respond(story)
 
@@ -419,5 +423,7 @@ class StoryTransitionView(StoryDetailView):
                 status=data["status"],
                 notes=data.get("notes", ""),
                 expected_version=version if version is not None else expected,
+                override_blocked=data["override_blocked"],
+                override_reason=data["reason"],
             )
         return self._respond(story)

@@ -55,6 +55,7 @@ _LINK_COLUMNS = ("story_id", "depends_on_id", "type", "description", "created_at
 def apply_plan(plan: Plan) -> None:
     """Write what `plan` says; problems found while writing go to `plan.errors`."""
     create_statuses_and_epics(plan)
+    check_blocked(plan)
     write_new(plan)
     write_changed(plan)
 
@@ -83,6 +84,37 @@ def create_statuses_and_epics(plan: Plan) -> None:
                 )
             except ValidationError as exc:
                 plan.errors.add_validation(item.index, item.key, exc, "epic")
+    plan.raise_if_errors()
+
+
+def check_blocked(plan: Plan) -> None:
+    """The blocked guard (services.blocked_moves) on the batch's final state."""
+    default = plan.statuses.get(plan.project.settings.get("default_status", DEFAULT_STATUS_SLUG))
+    by_pk = {s.pk: s for s in plan.statuses.values()}
+    final: dict[str, str] = {}
+    moves = []
+    for item in plan.items:
+        if item.outcome == "unchanged" or item.index in plan.errors.failed:
+            continue
+        old = by_pk.get(item.existing.status_id) if item.existing else None
+        new = item.status or old or default
+        if new is None:
+            continue
+        final[item.key] = new.category
+        blocks = None if item.deps is None else [d for d in item.deps if d.type == StoryDependency.Type.BLOCKS]
+        moves.append(
+            services.PlannedMove(
+                key=item.key,
+                old_category=old.category if old else None,
+                new_category=new.category,
+                story_id=item.story_id,
+                blocker_ids=None if blocks is None else [d.target_id for d in blocks if d.target_id is not None],
+                blocker_keys=[d.ref for d in blocks or () if d.target_id is None],
+            )
+        )
+    refused = services.blocked_moves(actor=plan.actor, project=plan.project, moves=moves, batch_categories=final)
+    for key, exc in refused.items():
+        plan.errors.add(plan.by_key[key].index, key, "status", exc.message)
     plan.raise_if_errors()
 
 

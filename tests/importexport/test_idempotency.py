@@ -36,7 +36,13 @@ def test_reimport_writes_no_rows(fresh_project, write_files):
 
 def test_changed_file_updates_through_the_services(fresh_project, write_files, owner):
     project = fresh_project()
-    root = write_files({"a.md": story_text("U-1", deps=["U-2"]), "b.md": story_text("U-2"), "c.md": story_text("U-3")})
+    # U-3 is done: U-1 may start once it waits for U-3 only (the blocked guard).
+    files = {
+        "a.md": story_text("U-1", deps=["U-2"]),
+        "b.md": story_text("U-2"),
+        "c.md": story_text("U-3", status="done"),
+    }
+    root = write_files(files)
     import_stories(root, project=project, actor=owner)
     audit_before = AuditLog.objects.count()
     history_before = StatusHistory.objects.count()

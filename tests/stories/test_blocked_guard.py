@@ -183,7 +183,12 @@ def test_bulk_upsert_guards_new_stories_and_new_links(project, member, make_stor
                 {"key": "N-1", "title": "New", "status": "done", "depends_on": ["A"]},
                 {"key": "N-2", "title": "New too", "status": "in_progress", "depends_on": ["N-3"]},
                 {"key": "N-3", "title": "Draft"},
-                {"key": "N-4", "title": "Free", "status": "in_progress", "depends_on": [{"key": "A", "type": "relates"}]},
+                {
+                    "key": "N-4",
+                    "title": "Free",
+                    "status": "in_progress",
+                    "depends_on": [{"key": "A", "type": "relates"}],
+                },
             ],
         )
     assert sorted(e["key"] for e in info.value.errors) == ["N-1", "N-2"]

@@ -17,6 +17,7 @@ from stories import services
 from stories.factories import BacklogFactory, EpicFactory, MemberFactory, ProjectFactory, StoryFactory, UserFactory
 from stories.importer import import_stories
 from stories.models import Project, ProjectMember, Story
+from storyhub.errors import BlockedError
 
 DEMO_PROJECTS = [
     ("plan-pipe", "Plan Pipe", "PP", 80),
@@ -145,10 +146,14 @@ class Command(BaseCommand):
                 for target in rng.sample(stories, min(len(stories), rng.choice([0, 1, 1, 2, 3]))):
                     services.dependency_add(actor=planner, story=story, depends_on=target)
                 stories.append(story)
-            # Walk the earliest stories through the workflow so there is history to see.
+            # Walk the earliest stories through the workflow so there is history to see; a
+            # story stops where the blocked guard stops it (a blocker not done yet).
             for story in stories[: count // 2]:
                 for status in ("backlog", "ready", "in_progress", "review", "done")[: rng.randint(1, 5)]:
-                    story = services.story_transition(actor=developer, story=story, status=status, notes="demo")
+                    try:
+                        story = services.story_transition(actor=developer, story=story, status=status, notes="demo")
+                    except BlockedError:
+                        break
             all_stories.extend(stories)
             self.stdout.write(f"  {slug}: {count} stories")
         # A few cross-project links.

@@ -51,7 +51,14 @@ def world(project, owner, make_story):
             DependencyFactory(story=story, depends_on=root, actor=owner)
             if i:
                 DependencyFactory(story=hub, depends_on=story, actor=owner)
-            services.story_transition(actor=owner, story=hub.__class__.objects.get(pk=hub.pk), status="in_progress")
+            # HUB waits for S-1 …: the owner overrides the blocked guard (more history rows).
+            services.story_transition(
+                actor=owner,
+                story=hub.__class__.objects.get(pk=hub.pk),
+                status="in_progress",
+                override_blocked=True,
+                override_reason="grow the history",
+            )
             services.story_transition(actor=owner, story=hub.__class__.objects.get(pk=hub.pk), status="ready")
             Client().login(username="owner", password="pw-for-tests")  # one more session row
         state["n"] = to

@@ -24,6 +24,6 @@ def remove_setting(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("stories", "0004_status_change_outside_audit")]
+    dependencies = [("stories", "0006_resource_versions")]
 
     operations = [migrations.RunPython(add_setting, remove_setting)]

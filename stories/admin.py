@@ -29,7 +29,7 @@ from storyhub.admin_base import (
     project_ids_with_role,
 )
 
-from . import exporter, services
+from . import exporter, selectors, services
 from .admin_graph import project_graph
 from .models import (
     Backlog,
@@ -77,6 +77,22 @@ class ProjectLabelledChoiceField(forms.ModelChoiceField):
 
 def story_label(story) -> str:
     return f"{story.project.slug}:{story.key} — {story.title}"
+
+
+def visible_stories(request):
+    """Stories the user may see (stories.rules): what story pickers offer and accept, so
+    a story of a hidden project is refused exactly like one that does not exist."""
+    qs = Story.objects.select_related("project")
+    return qs if request.user.is_superuser else qs.filter(project_id__in=selectors.visible_project_ids(request.user))
+
+
+def only_visible_links(request, queryset):
+    """Dependency rows whose two stories the user may both see; a link to a story of a
+    hidden project is not shown, and so never changed or removed, in the admin."""
+    if request.user.is_superuser:
+        return queryset
+    visible = selectors.visible_project_ids(request.user)
+    return queryset.filter(story__project_id__in=visible, depends_on__project_id__in=visible)
 
 
 class StoryRefChoiceField(forms.ModelChoiceField):
@@ -310,7 +326,7 @@ class ProjectAdmin(ServiceAdminMixin, ProjectScopedMixin, admin.ModelAdmin):
             "opts": self.opts,
             "original": project,
             "title": f"Dependency graph of {project.name}",
-            "graph": project_graph(project),
+            "graph": project_graph(project, reader=request.user),
             "has_view_permission": True,
         }
         return TemplateResponse(request, "admin/stories/project/graph.html", context)
@@ -394,7 +410,7 @@ class DependencyInlineMixin(ServiceInlineMixin):
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name in ("story", "depends_on"):
             kwargs["form_class"] = StoryRefChoiceField
-            kwargs["queryset"] = Story.objects.select_related("project")
+            kwargs["queryset"] = visible_stories(request)
             if db_field.name in self.autocomplete_fields:
                 kwargs["widget"] = KnownLabelsAutocompleteSelect(db_field, self.admin_site, using=kwargs.get("using"))
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
@@ -449,7 +465,8 @@ class DependsOnInline(DependencyInlineMixin, admin.TabularInline):
     verbose_name_plural = "depends on (must finish first)"
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("depends_on__project", "story__project")
+        qs = super().get_queryset(request).select_related("depends_on__project", "story__project")
+        return only_visible_links(request, qs)
 
     def _link(self, parent, form):
         return parent, form.cleaned_data["depends_on"]
@@ -463,7 +480,8 @@ class DependentsInline(DependencyInlineMixin, admin.TabularInline):
     verbose_name_plural = "depended on by (waiting for this story)"
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("story__project", "depends_on__project")
+        qs = super().get_queryset(request).select_related("story__project", "depends_on__project")
+        return only_visible_links(request, qs)
 
     def _link(self, parent, form):
         return form.cleaned_data["story"], parent
@@ -771,7 +789,8 @@ class StoryAdmin(ServiceAdminMixin, ProjectScopedMixin, admin.ModelAdmin):
             return None
         project = projects[0]
         response = StreamingHttpResponse(
-            exporter.stream_markdown(project, queryset.filter(project=project)), content_type="application/zip"
+            exporter.stream_markdown(project, queryset.filter(project=project), reader=request.user),
+            content_type="application/zip",
         )
         response["Content-Disposition"] = f'attachment; filename="{exporter.export_filename(project, "markdown")}"'
         return response
@@ -950,7 +969,7 @@ class StoryDependencyAdmin(ServiceAdminMixin, ProjectScopedMixin, admin.ModelAdm
     fields = ("story", "depends_on", "type", "description")
 
     def get_queryset(self, request):
-        return self.scope_queryset(request, super().get_queryset(request))
+        return only_visible_links(request, self.scope_queryset(request, super().get_queryset(request)))
 
     def get_readonly_fields(self, request, obj=None):
         return ("story",) if obj else ()
@@ -958,7 +977,7 @@ class StoryDependencyAdmin(ServiceAdminMixin, ProjectScopedMixin, admin.ModelAdm
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name in ("story", "depends_on"):
             kwargs["form_class"] = StoryRefChoiceField
-            kwargs["queryset"] = Story.objects.select_related("project")
+            kwargs["queryset"] = visible_stories(request)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     @admin.display(description="story", ordering="story__key")

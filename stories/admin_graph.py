@@ -15,6 +15,7 @@ from django.urls import reverse
 
 from . import readiness
 from .models import Project, StatusCategory, Story, StoryDependency
+from .rules import visibility_for
 
 NODE_W = 168
 NODE_H = 38
@@ -34,6 +35,9 @@ STATES = {
     "done": ("Done", 4),
     "cancelled": ("Cancelled", 5),
 }
+# A story of a project the reader cannot see: no key, title or status, no link.
+HIDDEN_STATE = ("Hidden", 6)
+HIDDEN_LABEL = "(hidden story)"
 
 
 @dataclass
@@ -46,6 +50,7 @@ class Node:
     priority: int
     external: bool
     label: str
+    hidden: bool = False
     state: str = "backlog"
     depth: int = 0
     x: int = 0
@@ -63,14 +68,22 @@ class Node:
 
     @property
     def state_label(self) -> str:
-        return STATES[self.state][0]
+        return _state_info(self.state)[0]
 
     @property
     def tooltip(self) -> str:
+        if self.hidden:
+            return f"{HIDDEN_LABEL}: in a project you cannot see"
         return f"{self.label} — {self.title} [{self.status}, {STATES[self.state][0].lower()}]"
 
 
+def _state_info(state: str) -> tuple[str, int]:
+    return HIDDEN_STATE if state == "hidden" else STATES[state]
+
+
 def _state(node: Node, nodes: dict[int, Node]) -> str:
+    if node.hidden:
+        return "hidden"
     if node.category == StatusCategory.COMPLETED:
         return "done"
     if node.category == StatusCategory.CANCELLED:
@@ -107,9 +120,12 @@ def _depths(nodes: dict[int, Node]) -> None:
         nodes[pk].depth = depth
 
 
-def project_graph(project: Project) -> dict:
+def project_graph(project: Project, *, reader) -> dict:
     """Nodes, edges and canvas size for `project`'s blocks graph (cross-project
-    blockers and dependents are drawn too, marked external)."""
+    blockers and dependents are drawn too, marked external). A story of a project
+    `reader` cannot see is drawn as a placeholder: no key, title, status or link; its
+    being open still makes the story it blocks blocked."""
+    seen = visibility_for(reader, system=True)
     nodes: dict[int, Node] = {}
     rows = Story.objects.filter(project=project).values_list(
         "pk", "key", "title", "priority", "status__slug", "status__category"
@@ -124,15 +140,18 @@ def project_graph(project: Project) -> dict:
     outside = {pk for edge in edges for pk in edge if pk not in nodes}
     if outside:
         others = Story.objects.filter(pk__in=outside).values_list(
-            "pk", "key", "title", "priority", "status__slug", "status__category", "project__slug"
+            "pk", "key", "title", "priority", "status__slug", "status__category", "project_id", "project__slug"
         )
-        for pk, key, title, priority, status, category, slug in others:
-            nodes[pk] = Node(pk, key, title, status, category, priority, external=True, label=f"{slug}:{key}")
+        for pk, key, title, priority, status, category, project_id, slug in others:
+            if seen.sees(project_id):
+                nodes[pk] = Node(pk, key, title, status, category, priority, external=True, label=f"{slug}:{key}")
+            else:
+                nodes[pk] = Node(pk, "", "", "", category, 0, external=True, label=HIDDEN_LABEL, hidden=True)
     for story_id, depends_on_id in edges:
         nodes[story_id].blockers.append(depends_on_id)
     for node in nodes.values():
         node.state = _state(node, nodes)
-        node.url = reverse("admin:stories_story_change", args=[node.pk])
+        node.url = "" if node.hidden else reverse("admin:stories_story_change", args=[node.pk])
     _depths(nodes)
 
     layers: dict[int, list[Node]] = {}
@@ -143,7 +162,9 @@ def project_graph(project: Project) -> dict:
     placed: dict[int, int] = {}  # pk → rank in the drawing order so far
     for depth in sorted(layers):
         if depth == 0:
-            members = sorted(layers[depth], key=lambda n: (n.external, STATES[n.state][1], -n.priority, n.label))
+            members = sorted(
+                layers[depth], key=lambda n: (n.external, _state_info(n.state)[1], -n.priority, n.label, n.hidden)
+            )
         else:
             # Next to what they wait for (mean rank of their blockers), so arrows stay short.
             def near_blockers(n: Node) -> tuple:
@@ -168,7 +189,7 @@ def project_graph(project: Project) -> dict:
         x1, y1 = source.x + NODE_W, source.y + NODE_H // 2
         x2, y2 = target.x - 2, target.y + NODE_H // 2
         bend = max(24, (x2 - x1) // 2)
-        unfinished = source.state not in ("done", "cancelled")
+        unfinished = source.state not in ("done", "cancelled", "hidden")
         paths.append(
             {
                 "d": f"M{x1},{y1} C{x1 + bend},{y1} {x2 - bend},{y2} {x2},{y2}",

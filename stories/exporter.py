@@ -29,6 +29,7 @@ from django.utils.text import slugify
 
 from .bulk import clean_value, match_status, normalize_status_word
 from .models import DEFAULT_STATUS_SLUG, Epic, Priority, Project, Status, StatusHistory, Story, StoryDependency
+from .selectors import reader_visibility
 from .storyfiles import ITEM_DEFAULTS, StoryFileError, export_path, parse_story_file, render_story_file
 
 Progress = Callable[[int], None]  # called with the number of stories written so far
@@ -122,10 +123,17 @@ def stories_for_export(project: Project, *, epic: str | None = None, status: str
 
 
 def iter_story_dicts(
-    queryset: QuerySet[Story], project_id: int, *, history: bool = False, progress: Progress | None = None
+    queryset: QuerySet[Story],
+    project_id: int,
+    *,
+    history: bool = False,
+    progress: Progress | None = None,
+    reader=None,
 ) -> Iterator[dict[str, Any]]:
     """Story dicts in key order, CHUNK at a time (keyset pagination on the key);
-    `progress(done)` after each chunk."""
+    `progress(done)` after each chunk. A dependency on a story `reader` cannot see is
+    left out (`reader=None`: the system, which sees every project)."""
+    seen = reader_visibility(reader)
     last = None
     done = 0
     while True:
@@ -150,7 +158,8 @@ def iter_story_dicts(
                 "depends_on__project__slug",
             )
         ):
-            deps[d["story_id"]].append(d)
+            if seen.sees(d["depends_on__project_id"]):
+                deps[d["story_id"]].append(d)
         changes: dict[int, list[dict]] = defaultdict(list)
         if history:
             for h in (
@@ -317,12 +326,14 @@ def _deps_of(value: Any, own_slug: str) -> list[tuple[str, str, str]] | None:
     return sorted(out)
 
 
-def stream_markdown(project: Project, queryset: QuerySet[Story], progress: Progress | None = None) -> Iterator[bytes]:
+def stream_markdown(
+    project: Project, queryset: QuerySet[Story], progress: Progress | None = None, *, reader=None
+) -> Iterator[bytes]:
     sink = _Sink()
     checker = RoundTrip(project)
     used: set[str] = set()
     with zipfile.ZipFile(sink, mode="w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for story in iter_story_dicts(queryset, project.pk, progress=progress):
+        for story in iter_story_dicts(queryset, project.pk, progress=progress, reader=reader):
             path = export_path(story)
             if path in used:
                 path = export_path({**story, "file_path": ""})
@@ -354,7 +365,9 @@ def _json_default(value: Any) -> Any:
     raise TypeError(type(value).__name__)
 
 
-def stream_json(project: Project, queryset: QuerySet[Story], progress: Progress | None = None) -> Iterator[bytes]:
+def stream_json(
+    project: Project, queryset: QuerySet[Story], progress: Progress | None = None, *, reader=None
+) -> Iterator[bytes]:
     head = {
         "format": "storyhub-export",
         "version": 1,
@@ -374,7 +387,7 @@ def stream_json(project: Project, queryset: QuerySet[Story], progress: Progress 
     opening = orjson.dumps(head, default=_json_default)
     yield opening[:-1] + b',"stories":['
     first = True
-    for story in iter_story_dicts(queryset, project.pk, history=True, progress=progress):
+    for story in iter_story_dicts(queryset, project.pk, history=True, progress=progress, reader=reader):
         yield (b"" if first else b",") + orjson.dumps(story, default=_json_default)
         first = False
     yield b"]}\n"
@@ -392,11 +405,13 @@ def _cell(value: Any) -> str:
     return text
 
 
-def stream_csv(project: Project, queryset: QuerySet[Story], progress: Progress | None = None) -> Iterator[bytes]:
+def stream_csv(
+    project: Project, queryset: QuerySet[Story], progress: Progress | None = None, *, reader=None
+) -> Iterator[bytes]:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
-    for n, story in enumerate(iter_story_dicts(queryset, project.pk, progress=progress), start=1):
+    for n, story in enumerate(iter_story_dicts(queryset, project.pk, progress=progress, reader=reader), start=1):
         row = dict(story)
         row["labels"] = "; ".join(story["labels"] or [])
         row["dependencies"] = " ".join(
@@ -418,10 +433,13 @@ def stream_export(
     epic: str | None = None,
     status: str | None = None,
     progress: Progress | None = None,
+    reader=None,
 ) -> Iterator[bytes]:
-    """The export of `project` in `fmt` (markdown / json / csv), as a stream of bytes;
-    `progress(stories_done)` is called as the stories go out."""
+    """The export of `project` in `fmt` (markdown / json / csv), as a stream of bytes,
+    as `reader` may see it (`reader=None`: the system); `progress(stories_done)` is
+    called as the stories go out."""
     if fmt not in FORMATS:
         raise ValueError(fmt)
     queryset = stories_for_export(project, epic=epic, status=status)
-    return {"markdown": stream_markdown, "json": stream_json, "csv": stream_csv}[fmt](project, queryset, progress)
+    stream = {"markdown": stream_markdown, "json": stream_json, "csv": stream_csv}[fmt]
+    return stream(project, queryset, progress, reader=reader)

@@ -19,6 +19,7 @@ from django.db import connection
 
 from . import readiness
 from .models import Priority, Project, Story, StoryDependency
+from .rules import visibility_for
 
 BLOCKS = readiness.BLOCKING_TYPE
 COMPLETED = readiness.DONE_CATEGORY
@@ -244,10 +245,14 @@ def critical_path(*, project: Project) -> dict:
     return {"story_ids": path, "points": float(best[end])}
 
 
-def project_graph(*, project: Project) -> dict:
-    """Nodes and edges of `project`'s dependency graph as JSON-ready dicts. Stories of
-    other projects linked to this one appear as nodes with `external: true` and a
-    "slug:KEY" id."""
+def project_graph(*, project: Project, reader) -> dict:
+    """Nodes and edges of `project`'s dependency graph as JSON-ready dicts, as `reader`
+    may see them (`reader=None`: the system). Stories of other projects linked to this
+    one appear as nodes with `external: true` and a "slug:KEY" id; one in a project the
+    reader cannot see is the placeholder {"id": "hidden-N", "hidden": true} (N counts
+    within this response). A hidden open `blocks` dependency still makes its story
+    blocked."""
+    seen = visibility_for(reader, system=True)
     rows = list(
         Story.objects.filter(project=project).values(
             "id", "key", "title", "status__slug", "status__category", "priority", "points_min", "points_max"
@@ -267,7 +272,7 @@ def project_graph(*, project: Project) -> dict:
     foreign = {
         r["id"]: r
         for r in Story.objects.filter(pk__in=foreign_ids).values(
-            "id", "key", "title", "project__slug", "status__slug", "status__category"
+            "id", "key", "title", "project_id", "project__slug", "status__slug", "status__category"
         )
     }
     category = {i: r["status__category"] for i, r in local.items()} | {
@@ -277,10 +282,16 @@ def project_graph(*, project: Project) -> dict:
     for link in links:
         if readiness.is_open_blocker(link["type"], category.get(link["depends_on_id"])):
             open_blockers[link["story_id"]] += 1
+    hidden_ids = {
+        i: f"hidden-{n}"
+        for n, i in enumerate(sorted(i for i, r in foreign.items() if not seen.sees(r["project_id"])), 1)
+    }
 
     def ref(story_id: int) -> str:
         if story_id in local:
             return local[story_id]["key"]
+        if story_id in hidden_ids:
+            return hidden_ids[story_id]
         other = foreign[story_id]
         return f"{other['project__slug']}:{other['key']}"
 
@@ -295,17 +306,21 @@ def project_graph(*, project: Project) -> dict:
             "blocked": readiness.is_blocked(open_blockers[r["id"]]),
             "ready": readiness.is_ready(r["status__category"], open_blockers[r["id"]]),
             "external": False,
+            "hidden": False,
         }
         for r in rows
     ] + [
-        {
+        {"id": hidden_ids[i], "hidden": True}
+        if i in hidden_ids
+        else {
             "id": ref(i),
             "title": r["title"],
             "status": r["status__slug"],
             "status_category": r["status__category"],
             "external": True,
+            "hidden": False,
         }
-        for i, r in foreign.items()
+        for i, r in sorted(foreign.items(), key=lambda item: (item[0] in hidden_ids, ref(item[0])))
     ]
     edges = [
         {"from": ref(link["story_id"]), "to": ref(link["depends_on_id"]), "type": link["type"]}
@@ -316,6 +331,9 @@ def project_graph(*, project: Project) -> dict:
 
 
 # --------------------------------------------------------------------------- renderings
+
+# What a story of a project the reader cannot see is drawn as.
+HIDDEN_LABEL = "(hidden story)"
 
 _DOT_COLOURS = {"ready": "palegreen", "blocked": "lightpink", "completed": "lightgrey", "other": "white"}
 
@@ -338,14 +356,11 @@ def graph_to_dot(graph: dict) -> str:
     """Graphviz source; an edge points from a story to what it depends on."""
     lines = [f"digraph {_quote_dot(graph['project'])} {{", "  rankdir=LR;", "  node [shape=box, style=filled];"]
     for node in graph["nodes"]:
+        parts = (HIDDEN_LABEL,) if node.get("hidden") else (node["id"], node["title"][:60], f"[{node['status']}]")
         # Each part is escaped on its own; "\\n" between them is Graphviz's line break.
-        label = (
-            '"'
-            + "\\n".join(_quote_dot(part)[1:-1] for part in (node["id"], node["title"][:60], f"[{node['status']}]"))
-            + '"'
-        )
+        label = '"' + "\\n".join(_quote_dot(part)[1:-1] for part in parts) + '"'
         colour = _DOT_COLOURS[_node_state(node)]
-        extra = ', style="filled,dashed"' if node.get("external") else ""
+        extra = ', style="filled,dashed"' if node.get("external") or node.get("hidden") else ""
         lines.append(f"  {_quote_dot(node['id'])} [label={label}, fillcolor={colour}{extra}];")
     for edge in graph["edges"]:
         style = "" if edge["type"] == BLOCKS else f" [style=dashed, label={_quote_dot(edge['type'])}]"
@@ -359,7 +374,10 @@ def graph_to_mermaid(graph: dict) -> str:
     ids = {node["id"]: f"n{i}" for i, node in enumerate(graph["nodes"])}
     lines = ["flowchart LR"]
     for node in graph["nodes"]:
-        label = f"{node['id']}: {node['title'][:60]} [{node['status']}]".replace('"', "#quot;")
+        if node.get("hidden"):
+            label = HIDDEN_LABEL
+        else:
+            label = f"{node['id']}: {node['title'][:60]} [{node['status']}]".replace('"', "#quot;")
         lines.append(f'  {ids[node["id"]]}["{label}"]:::{_node_state(node)}')
     for edge in graph["edges"]:
         arrow = "-->" if edge["type"] == BLOCKS else f"-.{edge['type']}.->"

@@ -1,4 +1,10 @@
-"""Reads with non-trivial queries: visibility, lookups by key, graph walks."""
+"""Reads with non-trivial queries: visibility, lookups by key, graph walks.
+
+Visibility (stories.rules decides who sees which project): a story of a project the
+reader cannot see is never named. Where a linked story is referred to by a string (the
+`cycle` of a dependency_cycle error, `blockers` of a blocked error) a hidden one is the
+literal HIDDEN_REF; in structured lists it is a placeholder (see README "Visibility").
+`reader=None` is the system (management commands, an operator's import): it sees all."""
 
 from __future__ import annotations
 
@@ -8,18 +14,74 @@ from django.db import connection
 from django.db.models import QuerySet
 
 from .models import Project, ProjectMember, Story, StoryDependency
+from .rules import EVERYTHING, Visibility, is_principal, visibility_for
 
 BLOCKS = StoryDependency.Type.BLOCKS.value
+HIDDEN_REF = "(hidden)"
+
+__all__ = ["EVERYTHING", "HIDDEN_REF", "Visibility", "visibility_for"]
+
+
+def visible_project_ids(user) -> QuerySet:
+    """Ids of the projects `user` may see, as a subquery (`project_id__in=`); every
+    project for superusers, none for the anonymous."""
+    if not is_principal(user):
+        return Project.objects.none().values("pk")
+    if user.is_superuser:
+        return Project.objects.values("pk")
+    return ProjectMember.objects.filter(user_id=user.pk).values("project_id")
 
 
 def project_list_for_user(*, user) -> QuerySet[Project]:
     """Projects `user` may see: all for superusers, else those they are a member of."""
     qs = Project.objects.all()
-    if user is None or not getattr(user, "is_authenticated", False):
+    if not is_principal(user):
         return qs.none()
     if user.is_superuser:
         return qs
-    return qs.filter(pk__in=ProjectMember.objects.filter(user_id=user.pk).values("project_id"))
+    return qs.filter(pk__in=visible_project_ids(user))
+
+
+def reader_visibility(reader) -> Visibility:
+    """visibility_for() with the services' convention: `reader=None` is the system."""
+    return visibility_for(reader, system=True)
+
+
+def story_ref(*, key: str, project_id: int, slug: str, relative_to: Project | None) -> str:
+    """ "KEY" inside `relative_to`, "slug:KEY" elsewhere (for a story the reader sees)."""
+    return key if relative_to is not None and project_id == relative_to.pk else f"{slug}:{key}"
+
+
+def story_refs(*, ids, reader, relative_to: Project | None, visibility: Visibility | None = None) -> dict[int, str]:
+    """Display keys for story ids as `reader` may see them: "KEY" inside `relative_to`,
+    "slug:KEY" elsewhere, HIDDEN_REF for a story of a project the reader cannot see."""
+    seen = visibility if visibility is not None else reader_visibility(reader)
+    rows = Story.objects.filter(pk__in=list(ids)).values_list("pk", "key", "project_id", "project__slug")
+    return {
+        pk: story_ref(key=key, project_id=project_id, slug=slug, relative_to=relative_to)
+        if seen.sees(project_id)
+        else HIDDEN_REF
+        for pk, key, project_id, slug in rows
+    }
+
+
+def collapse_hidden(refs: list[str]) -> list[str]:
+    """A list of refs with each run of HIDDEN_REF shown once (how many hidden stories
+    stand in a row, e.g. in a cycle, is not the reader's to know)."""
+    out: list[str] = []
+    for ref in refs:
+        if not (ref == HIDDEN_REF and out and out[-1] == HIDDEN_REF):
+            out.append(ref)
+    return out
+
+
+def story_get_visible_by_ref(*, ref: str, default_project: Project | None, reader) -> Story | None:
+    """story_get_by_ref() for `reader`: a story it cannot see is None, exactly like a
+    key that does not exist (so keys of hidden projects cannot be probed)."""
+    story = story_get_by_ref(ref=ref, default_project=default_project)
+    if story is None or not reader_visibility(reader).sees(story.project_id):
+        return None
+    return story
 
 
 def story_get_by_ref(*, ref: str, default_project: Project | None) -> Story | None:
@@ -74,15 +136,6 @@ def blocks_path(*, start_id: int, goal_id: int) -> list[int] | None:
     return None
 
 
-def story_labels_for(*, ids: list[int], relative_to: Project | None) -> dict[int, str]:
-    """Display keys for story ids: "KEY" inside `relative_to`, "slug:KEY" elsewhere."""
-    rows = Story.objects.filter(pk__in=ids).values_list("pk", "key", "project_id", "project__slug")
-    return {
-        pk: key if relative_to is not None and project_id == relative_to.pk else f"{slug}:{key}"
-        for pk, key, project_id, slug in rows
-    }
-
-
 def blocks_targets_of(*, story_ids: list[int]) -> dict[int, list[tuple[int, Project, str, str]]]:
     """Each story's `blocks` targets as (id, project, key, status category), for the
     blocked guard (stories.readiness); hidden targets included, the caller labels them."""
@@ -101,4 +154,57 @@ def story_guard_rows(*, ids: list[int]) -> dict[int, tuple[Project, str, str]]:
     for start in range(0, len(ids), 900):
         for story in Story.objects.filter(pk__in=ids[start : start + 900]).select_related("project", "status"):
             out[story.pk] = (story.project, story.key, story.status.category)
+    return out
+
+
+def visible_walk(
+    *, start_id: int, found: list[tuple[int, int]], reader, forward: bool, visibility: Visibility | None = None
+) -> list[tuple[int | None, int]]:
+    """A graph walk's (story id, depth) result as `reader` may see it.
+
+    A hidden story is reported as (None, depth), the placeholder, and the walk does not
+    pass through it: what lies beyond a hidden story, and how far, stays hidden, and the
+    depths of visible stories count visible hops only. When every story found is
+    visible (the common case) the result is returned as it is, with no extra query.
+    `forward` is True for blockers (story → depends_on), False for dependents."""
+    if not found:
+        return []
+    seen = visibility if visibility is not None else reader_visibility(reader)
+    ids = [i for i, _ in found]
+    project_of: dict[int, int] = {}
+    for chunk_start in range(0, len(ids), 5000):
+        chunk = ids[chunk_start : chunk_start + 5000]
+        project_of.update(Story.objects.filter(pk__in=chunk).values_list("pk", "project_id"))
+    if all(seen.sees(project_of.get(i)) for i in ids):
+        return list(found)
+    near, far = ("story_id", "depends_on_id") if forward else ("depends_on_id", "story_id")
+    nodes = {start_id, *ids}
+    adjacency: dict[int, list[int]] = {}
+    visible_nodes = [n for n in nodes if n == start_id or seen.sees(project_of.get(n))]
+    for chunk_start in range(0, len(visible_nodes), 5000):
+        chunk = visible_nodes[chunk_start : chunk_start + 5000]
+        for a, b in StoryDependency.objects.filter(**{f"{near}__in": chunk}, type=BLOCKS).values_list(near, far):
+            if b in nodes:
+                adjacency.setdefault(a, []).append(b)
+    depth_of = {start_id: 0}
+    queue = deque([start_id])
+    out: list[tuple[int | None, int]] = []
+    limit = max(d for _, d in found)
+    while queue:
+        node = queue.popleft()
+        depth = depth_of[node]
+        if depth >= limit:
+            continue
+        for nxt in sorted(adjacency.get(node, ())):
+            if nxt in depth_of:
+                continue
+            depth_of[nxt] = depth + 1
+            if seen.sees(project_of.get(nxt)):
+                queue.append(nxt)
+    # Nearest first; at one depth the visible stories by id, then the placeholders.
+    for node, depth in sorted(
+        depth_of.items(), key=lambda item: (item[1], not seen.sees(project_of.get(item[0])), item[0])
+    ):
+        if node != start_id:
+            out.append((node if seen.sees(project_of.get(node)) else None, depth))
     return out

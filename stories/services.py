@@ -44,7 +44,7 @@ from .models import (
     Story,
     StoryDependency,
 )
-from .permissions import forget_roles, has_project_role, require_project_role
+from .permissions import has_project_role, require_project_role
 
 # A constant key for pg_advisory_xact_lock: writers of `blocks` edges take turns so two
 # concurrent inserts cannot each miss the other's half of a cycle.
@@ -254,7 +254,6 @@ def project_create(*, actor, slug: str, name: str, **fields: Any) -> Project:
     )
     if project.owner_id is not None:
         ProjectMember.objects.create(project=project, user_id=project.owner_id, role=ProjectMember.Role.OWNER)
-        forget_roles(actor)
     audit_record(
         actor=actor,
         action=AuditAction.PROJECT_CREATED,
@@ -343,7 +342,6 @@ def project_member_set(
             changes=changes,
             extra={"project": project.slug, "user": user.get_username()},
         )
-    forget_roles(user)
     return member
 
 
@@ -367,7 +365,6 @@ def project_member_remove(*, actor, member: ProjectMember, expected_version: int
         extra={"project": project.slug, "user_id": member.user_id, "role": member.role},
     )
     member.delete()
-    forget_roles(member.user)
 
 
 # --------------------------------------------------------------------------- backlogs, workflow, epics
@@ -921,8 +918,9 @@ def dependency_add(
         lock_blocks_graph()
         path = selectors.blocks_path(start_id=depends_on.pk, goal_id=story.pk)
         if path:
-            labels = selectors.story_labels_for(ids=path, relative_to=story.project)
-            cycle = [_label(story, story.project)] + [labels[pk] for pk in path]
+            # Named as the actor may see them: a run of stories it cannot see is one "(hidden)".
+            labels = selectors.story_refs(ids=path, reader=actor, relative_to=story.project)
+            cycle = selectors.collapse_hidden([_label(story, story.project)] + [labels[pk] for pk in path])
             raise DependencyCycleError(cycle)
     if StoryDependency.objects.filter(story=story, depends_on=depends_on).exists():
         raise ValidationError(

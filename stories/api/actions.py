@@ -6,7 +6,7 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, HttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework import status as http
 from rest_framework.exceptions import ValidationError
@@ -65,12 +65,7 @@ def parse_max_depth(request) -> int | None:
 def visible_story_by_ref(request, ref: str, default_project) -> Story:
     """Resolve "KEY" / "other-project:KEY"; stories of projects the caller cannot see
     answer exactly like absent ones."""
-    story = selectors.story_get_by_ref(ref=ref, default_project=default_project)
-    if story is not None:
-        try:
-            get_project_for(request, story.project.slug)
-        except Http404:
-            story = None
+    story = selectors.story_get_visible_by_ref(ref=ref, default_project=default_project, reader=request.user)
     if story is None:
         raise NotFoundError(f"No story '{ref}'.", details={"depends_on": [f"No story '{ref}'."]})
     return story
@@ -112,15 +107,22 @@ class StoryMoveView(StoryDetailView):
 
 class DependencySerializer(serializers.Serializer):
     id = serializers.IntegerField()
-    depends_on = serializers.CharField()
+    depends_on = serializers.CharField(allow_null=True, help_text="null for a story you cannot see (hidden: true)")
     type = serializers.ChoiceField(choices=StoryDependency.Type.choices)
     description = serializers.CharField()
+    hidden = serializers.BooleanField(help_text="the linked story is in a project you cannot see")
 
 
-def dependency_payload(dep: StoryDependency, relative_to) -> dict:
+def dependency_payload(dep: StoryDependency, relative_to, visibility: selectors.Visibility) -> dict:
+    """A link of `relative_to`'s story; one to a story the reader cannot see is a
+    placeholder (no key, and no description, which was written about that story)."""
     target = dep.depends_on
-    ref = target.key if target.project_id == relative_to.pk else f"{target.project.slug}:{target.key}"
-    return {"id": dep.pk, "depends_on": ref, "type": dep.type, "description": dep.description}
+    if not visibility.sees(target.project_id):
+        return {"id": dep.pk, "depends_on": None, "type": dep.type, "description": "", "hidden": True}
+    ref = selectors.story_ref(
+        key=target.key, project_id=target.project_id, slug=target.project.slug, relative_to=relative_to
+    )
+    return {"id": dep.pk, "depends_on": ref, "type": dep.type, "description": dep.description, "hidden": False}
 
 
 class StoryDependencyListView(APIView):
@@ -128,7 +130,8 @@ class StoryDependencyListView(APIView):
     def get(self, request, slug, key):
         story = get_story(get_project_for(request, slug), key)
         deps = StoryDependency.objects.filter(story=story).select_related("depends_on__project").order_by("id")
-        return Response([dependency_payload(d, story.project) for d in deps])
+        visibility = selectors.reader_visibility(request.user)
+        return Response([dependency_payload(d, story.project, visibility) for d in deps])
 
     @extend_schema(request=s.DependencyInputSerializer, responses={201: DependencySerializer})
     def post(self, request, slug, key):
@@ -143,7 +146,8 @@ class StoryDependencyListView(APIView):
         except DjangoValidationError as exc:
             # Self-links and duplicates: the request is well-formed but conflicts with the graph.
             raise ConflictError("This dependency cannot be added.", details=exc.message_dict) from None
-        return Response(dependency_payload(dep, story.project), status=http.HTTP_201_CREATED)
+        visible = selectors.EVERYTHING  # the caller just named the target, so it sees it
+        return Response(dependency_payload(dep, story.project, visible), status=http.HTTP_201_CREATED)
 
 
 class StoryDependencyDetailView(APIView):
@@ -194,13 +198,18 @@ class StoryHistoryView(APIView):
 # --------------------------------------------------------------------------- graph
 
 
-def _story_refs(ids_depths: list[tuple[int, int]]) -> list[dict]:
-    ids = [i for i, _ in ids_depths]
+def _walk_payload(ids_depths: list[tuple[int | None, int]], reader) -> list[dict]:
+    """Story payloads with their depth; a hidden story (id None) is the placeholder
+    {"hidden": true, "depth": N}."""
+    ids = [i for i, _ in ids_depths if i is not None]
     rows = story_rows_by_id(ids)
     present = [i for i in ids if i in rows]
-    by_id = dict(zip(present, story_list_payload([rows[i] for i in present]), strict=True))
+    by_id = dict(zip(present, story_list_payload([rows[i] for i in present], reader=reader), strict=True))
     out = []
     for story_id, depth in ids_depths:
+        if story_id is None:
+            out.append({"hidden": True, "depth": depth})
+            continue
         item = by_id.get(story_id)
         if item is not None:
             out.append({**item, "depth": depth})
@@ -217,22 +226,36 @@ class GraphStorySerializer(s.StorySerializer):
     depth = serializers.IntegerField()
 
 
+class HiddenGraphStorySerializer(serializers.Serializer):
+    """A story of a project the caller cannot see: only that it is there, and how far."""
+
+    hidden = serializers.BooleanField()
+    depth = serializers.IntegerField()
+
+
+GRAPH_WALK_ITEM = PolymorphicProxySerializer(
+    component_name="GraphWalkItem",
+    serializers=[GraphStorySerializer, HiddenGraphStorySerializer],
+    resource_type_field_name=None,
+    many=True,
+)
+
+
 class StoryBlockersView(APIView):
     walk = "story_blockers"
 
-    @extend_schema(parameters=GRAPH_WALK_PARAMS, responses=GraphStorySerializer(many=True))
+    @extend_schema(parameters=GRAPH_WALK_PARAMS, responses=GRAPH_WALK_ITEM)
     def get(self, request, slug, key):
         project = get_project_for(request, slug)
         story = get_story(project, key)
         transitive = parse_bool(request, "transitive")
         max_depth = parse_max_depth(request)
         found = getattr(graph, self.walk)(story=story, transitive=transitive, max_depth=max_depth)
-        # Stories in projects the caller cannot see are left out, as if absent.
-        visible = set(selectors.project_list_for_user(user=request.user).values_list("pk", flat=True))
-        allowed = set(
-            Story.objects.filter(pk__in=[i for i, _ in found], project_id__in=visible).values_list("pk", flat=True)
+        # Stories the caller cannot see are placeholders, and the walk does not pass them.
+        seen = selectors.visible_walk(
+            start_id=story.pk, found=found, reader=request.user, forward=self.walk == "story_blockers"
         )
-        return Response(_story_refs([(i, d) for i, d in found if i in allowed]))
+        return Response(_walk_payload(seen, request.user))
 
 
 class StoryDependentsView(StoryBlockersView):
@@ -253,7 +276,7 @@ class ProjectReadyView(APIView):
         offset = parse_int(request, "offset", default=0, low=0, high=10_000_000)
         ids = graph.ready_story_ids(project=project, limit=limit, offset=offset)
         rows = story_rows_by_id(ids)
-        return Response(story_list_payload([rows[i] for i in ids if i in rows]))
+        return Response(story_list_payload([rows[i] for i in ids if i in rows], reader=request.user))
 
 
 class GraphNodeSerializer(serializers.Serializer):
@@ -313,7 +336,7 @@ class ProjectGraphView(APIView):
         fmt = self.rendering or request.query_params.get("format", "json")
         if fmt != "json" and fmt not in GRAPH_RENDERINGS:
             raise ValidationError({"format": ["Give json, dot or mermaid."]})
-        data = graph.project_graph(project=project)
+        data = graph.project_graph(project=project, reader=request.user)
         if fmt in GRAPH_RENDERINGS:
             content_type, render = GRAPH_RENDERINGS[fmt]
             return HttpResponse(render(data), content_type=content_type)

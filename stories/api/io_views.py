@@ -159,7 +159,7 @@ class ProjectExportView(APIView):
         epic, status = request.query_params.get("epic"), request.query_params.get("status")
         check_export_filters(project, epic=epic, status=status)
         response = StreamingHttpResponse(
-            stream_export(project, fmt, epic=epic, status=status),
+            stream_export(project, fmt, epic=epic, status=status, reader=request.user),
             content_type=CONTENT_TYPES[fmt],
         )
         response["Content-Disposition"] = f'attachment; filename="{export_filename(project, fmt)}"'

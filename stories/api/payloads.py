@@ -14,7 +14,8 @@ from django.db.models import QuerySet, TextField
 from django.db.models.functions import Cast
 
 from stories import readiness
-from stories.models import Priority, Project, Status, Story, StoryDependency
+from stories.models import Priority, Project, ProjectMember, Status, Story, StoryDependency
+from stories.rules import is_principal
 
 PRIORITY_WORDS = dict(Priority.choices)
 FIELDS = (
@@ -70,8 +71,12 @@ def story_values(queryset: QuerySet[Story]) -> QuerySet:
 # The page's dependencies with what the payload needs of their targets, in one query. Its
 # shape never changes, so it is written once here rather than compiled by the ORM on
 # every request (that compilation was a measurable share of a 100-row page).
+# `visible` says whether the reader may see the target's project (stories.rules: a
+# superuser or the system sees every project, anyone else the projects they belong to);
+# a hidden target is rendered as a placeholder, so its key and slug are never read out.
 _DEPENDENCIES_SQL = (
-    "SELECT d.story_id, d.type, t.key, t.project_id = s.project_id, tp.slug, ts.category"
+    "SELECT d.story_id, d.type, t.key, t.project_id = s.project_id, tp.slug, ts.category,"
+    f" (%s OR t.project_id IN (SELECT m.project_id FROM {ProjectMember._meta.db_table} m WHERE m.user_id = %s))"
     f" FROM {StoryDependency._meta.db_table} d"
     f" JOIN {Story._meta.db_table} s ON s.id = d.story_id"
     f" JOIN {Story._meta.db_table} t ON t.id = d.depends_on_id"
@@ -91,12 +96,23 @@ def _chunks(ids: list[int]):
         yield ids[start : start + ID_CHUNK]
 
 
-def _dependencies_of(story_ids: list[int]) -> dict[int, list[tuple]]:
-    """story id -> [(type, target key, same project?, target project slug, target status category)]."""
+def _reader_params(reader) -> list:
+    """(sees everything?, user id) for _DEPENDENCIES_SQL; `reader=None` is the system."""
+    if reader is None:
+        return [True, None]
+    if not is_principal(reader):
+        return [False, None]
+    return [bool(reader.is_superuser), reader.pk]
+
+
+def _dependencies_of(story_ids: list[int], reader) -> dict[int, list[tuple]]:
+    """story id -> [(type, target key, same project?, target project slug, target status
+    category, visible to reader?)]."""
     deps: dict[int, list[tuple]] = defaultdict(list)
+    params = _reader_params(reader)
     with connection.cursor() as cursor:
         for chunk in _chunks(story_ids):
-            cursor.execute(_DEPENDENCIES_SQL.format(ids=", ".join(["%s"] * len(chunk))), chunk)
+            cursor.execute(_DEPENDENCIES_SQL.format(ids=", ".join(["%s"] * len(chunk))), [*params, *chunk])
             for story_id, *rest in cursor.fetchall():
                 deps[story_id].append(rest)
     return deps
@@ -110,18 +126,26 @@ def story_rows_by_id(ids: list[int]) -> dict[int, dict]:
     return rows
 
 
-def story_list_payload(rows: list[dict]) -> list[dict]:
-    """Turn story_values() rows into API dicts with dependency keys and flags."""
-    deps = _dependencies_of([r["id"] for r in rows])
+def dependency_item(*, ref: str | None, type: str) -> dict:
+    """One entry of a story's `dependencies`: a hidden target (ref None) is the
+    placeholder {"depends_on": null, "type": ..., "hidden": true}."""
+    return {"depends_on": ref, "type": type, "hidden": ref is None}
+
+
+def story_list_payload(rows: list[dict], *, reader) -> list[dict]:
+    """Turn story_values() rows into API dicts with dependency keys and flags, as
+    `reader` may see them (`reader=None`: the system). A hidden open `blocks` dependency
+    still makes the story blocked (README "Visibility")."""
+    deps = _dependencies_of([r["id"] for r in rows], reader)
     out = []
     for r in rows:
         dependencies = []
-        open_blockers = []
-        for dep_type, key, same_project, slug, category in deps.get(r["id"], ()):
-            ref = key if same_project else f"{slug}:{key}"
-            dependencies.append({"depends_on": ref, "type": dep_type})
+        open_blockers = 0
+        for dep_type, key, same_project, slug, category, visible in deps.get(r["id"], ()):
+            ref = (key if same_project else f"{slug}:{key}") if visible else None
+            dependencies.append(dependency_item(ref=ref, type=dep_type))
             if readiness.is_open_blocker(dep_type, category):
-                open_blockers.append(ref)
+                open_blockers += 1
         category = r["status__category"]
         out.append(
             {
@@ -147,8 +171,8 @@ def story_list_payload(rows: list[dict]) -> list[dict]:
                 "metadata": _json(r["metadata_json"]),
                 "version": r["version"],
                 "dependencies": dependencies,
-                "blocked": readiness.is_blocked(len(open_blockers)),
-                "ready": readiness.is_ready(category, len(open_blockers)),
+                "blocked": readiness.is_blocked(open_blockers),
+                "ready": readiness.is_ready(category, open_blockers),
                 "created_at": r["created_at"],
                 "updated_at": r["updated_at"],
             }
@@ -156,6 +180,6 @@ def story_list_payload(rows: list[dict]) -> list[dict]:
     return out
 
 
-def story_payload(story: Story) -> dict:
+def story_payload(story: Story, *, reader) -> dict:
     rows = list(story_values(Story.objects.filter(pk=story.pk)))
-    return story_list_payload(rows)[0]
+    return story_list_payload(rows, reader=reader)[0]

@@ -16,7 +16,7 @@ from django.http import Http404
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
 from stories.models import Project, ProjectMember
-from stories.permissions import has_project_role, project_role
+from stories.rules import has_project_role, is_principal
 
 
 def is_read_only_key(request) -> bool:
@@ -30,25 +30,26 @@ class ReadOnlyKeyPermission(BasePermission):
         return request.method in SAFE_METHODS or not is_read_only_key(request)
 
 
-def get_project_for(request, slug: str) -> Project:
+def project_access(request, slug: str) -> tuple[Project, str]:
+    """The project `slug` and the caller's role in it, in one query; Http404 when the
+    caller may not see it (exactly what an absent project answers). The role is returned,
+    not cached: a later check in the same request asks the policy again."""
     user = request.user
-    if user is None or not user.is_authenticated:
+    if not is_principal(user):
         raise Http404
     if user.is_superuser:
-        project = Project.objects.filter(slug=slug).first()
+        project, role = Project.objects.filter(slug=slug).first(), ProjectMember.Role.OWNER
     else:
-        # One query for the project and the caller's role; the role is cached on the user
-        # so the role checks (here and in the services) do not ask again.
-        role = ProjectMember.objects.filter(project_id=OuterRef("pk"), user_id=user.pk).values("role")[:1]
-        project = Project.objects.filter(slug=slug).annotate(caller_role=Subquery(role)).first()
-        if project is not None:
-            cache = getattr(user, "_storyhub_roles", None)
-            if cache is None:
-                cache = user._storyhub_roles = {}
-            cache[project.pk] = project.caller_role
-    if project is None or project_role(user, project) is None:
+        member_role = ProjectMember.objects.filter(project_id=OuterRef("pk"), user_id=user.pk).values("role")[:1]
+        project = Project.objects.filter(slug=slug).annotate(caller_role=Subquery(member_role)).first()
+        role = project.caller_role if project is not None else None
+    if project is None or role is None:
         raise Http404
-    return project
+    return project, role
+
+
+def get_project_for(request, slug: str) -> Project:
+    return project_access(request, slug)[0]
 
 
 def require_role(request, project: Project, role: str) -> None:

@@ -138,7 +138,7 @@ class DependencyRefSerializer(serializers.Serializer):
 
     depends_on = serializers.CharField(allow_null=True, help_text='"KEY", "other-project:KEY", or null when hidden')
     type = serializers.ChoiceField(choices=DependencyType.choices)
-    hidden = serializers.BooleanField(required=False, help_text="the linked story is in a project you cannot see")
+    hidden = serializers.BooleanField(help_text="the linked story is in a project you cannot see")
 
 
 class StorySerializer(serializers.Serializer):

@@ -26,7 +26,7 @@ from storyhub.errors import NotFoundError, PreconditionFailed, StaleVersionError
 from . import serializers as s
 from .filters import ORDERINGS, StoryFilter, keyset_filter
 from .payloads import story_list_payload, story_payload, story_values
-from .permissions import get_project_for, require_role
+from .permissions import get_project_for, project_access, require_role
 
 MAX_PAGE_SIZE = 200
 DEFAULT_PAGE_SIZE = 50
@@ -193,8 +193,8 @@ class ProjectDetailView(APIView):
 
     @extend_schema(responses=s.ProjectSerializer)
     def get(self, request, slug):
-        project = get_project_for(request, slug)
-        return with_etag(Response(project_payload(project, project_role(request.user, project))), project)
+        project, role = project_access(request, slug)
+        return with_etag(Response(project_payload(project, role)), project)
 
     @extend_schema(request=s.ProjectInputSerializer, responses=s.ProjectSerializer)
     def patch(self, request, slug):
@@ -270,7 +270,7 @@ def story_page(request, queryset) -> Response:
     return Response(
         {
             "next": encode_cursor(rows[-1][field], rows[-1]["id"]) if more else None,
-            "results": story_list_payload(rows),
+            "results": story_list_payload(rows, reader=request.user),
         }
     )
 
@@ -340,7 +340,7 @@ class ProjectStoryListView(APIView):
             data.pop(name, None)
         data = resolve_refs(project, data)
         story = services.story_create(actor=request.user, project=project, **data)
-        response = Response(story_payload(story), status=http.HTTP_201_CREATED)
+        response = Response(story_payload(story, reader=request.user), status=http.HTTP_201_CREATED)
         response["ETag"] = etag_for(story.version, story.pk)
         return response
 
@@ -352,7 +352,7 @@ class StoryDetailView(APIView):
         return get_story(get_project_for(request, slug), key)
 
     def _respond(self, story: Story, status: int = 200) -> Response:
-        response = Response(story_payload(story), status=status)
+        response = Response(story_payload(story, reader=self.request.user), status=status)
         response["ETag"] = etag_for(story.version, story.pk)
         return response
 
@@ -362,7 +362,7 @@ class StoryDetailView(APIView):
         rows = list(story_values(Story.objects.filter(project=get_project_for(request, slug), key=key)))
         if not rows:
             raise Http404
-        response = Response(story_list_payload(rows)[0])
+        response = Response(story_list_payload(rows, reader=request.user)[0])
         response["ETag"] = etag_for(rows[0]["version"], rows[0]["id"])
         return response
 

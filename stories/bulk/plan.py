@@ -15,6 +15,7 @@ from storyhub.errors import BulkValidationError
 
 from ..models import Backlog, Epic, Project, ProjectMember, Status, Story, StoryDependency
 from ..permissions import has_project_role
+from ..selectors import visible_project_ids
 from .parse import Dep, Errors, Item, Lookup, parse_items
 from .values import normalize_status_word
 
@@ -143,14 +144,19 @@ def load_existing(plan: Plan) -> None:
             plan.existing[story.key] = story
     # Links of the stories this batch updates, for the comparison and the diff.
     ids = [plan.existing[item.key].pk for item in plan.items if item.deps is not None and item.key in plan.existing]
-    plan.existing_deps.update(read_links(ids))
+    plan.existing_deps.update(read_links(ids, reader=plan.actor))
 
 
-def read_links(story_ids: Sequence[int]) -> dict[int, dict[int, Link]]:
-    """story id → {target id: (type, description)} for the given stories."""
+def read_links(story_ids: Sequence[int], *, reader) -> dict[int, dict[int, Link]]:
+    """story id → {target id: (type, description)} for the given stories. Links to
+    stories `reader` cannot see are not part of the list an item replaces, so they are
+    left out here and kept as they are (README "Visibility"); `reader=None` is the system."""
     links: dict[int, dict[int, Link]] = defaultdict(dict)
+    queryset = StoryDependency.objects.all()
+    if reader is not None:
+        queryset = queryset.filter(depends_on__project_id__in=visible_project_ids(reader))
     for start in range(0, len(story_ids), CHUNK):
-        rows = StoryDependency.objects.filter(story_id__in=story_ids[start : start + CHUNK]).values_list(
+        rows = queryset.filter(story_id__in=story_ids[start : start + CHUNK]).values_list(
             "story_id", "depends_on_id", "type", "description"
         )
         for story_id, target_id, kind, description in rows:

@@ -31,12 +31,19 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "django_filters",
+    "rules",
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI served from our static files, no CDN
     "axes",  # admin login lockout (AXES_* below)
     "audit",
     "sessions_app",
     "stories",
+]
+
+# Django's model permissions, then object permissions from stories.rules (`rules`).
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "rules.permissions.ObjectPermissionBackend",
 ]
 
 MIDDLEWARE = [

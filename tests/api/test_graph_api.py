@@ -24,7 +24,7 @@ def test_blockers_direct_and_transitive(member_client, chain):
     assert [(r["key"], r["depth"]) for r in direct.json()] == [("B", 1)]
     deep = member_client.get(P + "stories/C/blockers/?transitive=true").json()
     assert [(r["key"], r["depth"]) for r in deep] == [("B", 1), ("A", 2)]
-    assert deep[0]["dependencies"] == [{"depends_on": "A", "type": "blocks"}]
+    assert deep[0]["dependencies"] == [{"depends_on": "A", "type": "blocks", "hidden": False}]
     capped = member_client.get(P + "stories/C/blockers/?transitive=true&max_depth=1").json()
     assert [r["key"] for r in capped] == ["B"]
     assert member_client.get(P + "stories/C/blockers/?max_depth=0").status_code == 400
@@ -44,7 +44,7 @@ def test_long_walks_read_their_stories_in_chunks_with_the_same_answer(member_cli
     chunked = member_client.get(url).json()
     assert [(r["key"], r["depth"]) for r in chunked] == [(f"L{5 - i}", i + 1) for i in range(6)]
     assert chunked == whole
-    assert chunked[0]["dependencies"] == [{"depends_on": "L4", "type": "blocks"}]
+    assert chunked[0]["dependencies"] == [{"depends_on": "L4", "type": "blocks", "hidden": False}]
 
 
 def test_dependents(member_client, chain):
@@ -57,7 +57,8 @@ def test_blockers_hide_stories_of_projects_the_caller_cannot_see(member_client, 
     hidden = make_story("H-1", project=secret)
     story = make_story("A-1")
     DependencyFactory(story=story, depends_on=hidden, actor=owner)
-    assert member_client.get(P + "stories/A-1/blockers/").json() == []
+    # A placeholder, not the story: no key, title or status (README "Visibility").
+    assert member_client.get(P + "stories/A-1/blockers/").json() == [{"hidden": True, "depth": 1}]
 
 
 def test_blockers_query_count_does_not_grow_with_depth(member_client, make_story, owner, django_assert_num_queries):
@@ -65,7 +66,7 @@ def test_blockers_query_count_does_not_grow_with_depth(member_client, make_story
     for i in range(1, 12):
         DependencyFactory(story=stories[i], depends_on=stories[i - 1], actor=owner)
     member_client.get(P + "stories/S-11/blockers/?transitive=true")
-    # session user's project + role, story, walk, visible projects, visibility filter, rows, dependencies
+    # session user's project + role, story, walk, the caller's projects, the walk's projects, rows, dependencies
     with django_assert_num_queries(7):
         response = member_client.get(P + "stories/S-11/blockers/?transitive=true")
     assert len(response.json()) == 11

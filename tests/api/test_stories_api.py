@@ -162,7 +162,7 @@ def test_list_embeds_dependencies_and_flags(member_client, make_story, owner):
     b = make_story("B-1", status="ready")
     DependencyFactory(story=b, depends_on=a, actor=owner)
     results = {r["key"]: r for r in member_client.get(STORY).json()["results"]}
-    assert results["B-1"]["dependencies"] == [{"depends_on": "A-1", "type": "blocks"}]
+    assert results["B-1"]["dependencies"] == [{"depends_on": "A-1", "type": "blocks", "hidden": False}]
     assert results["B-1"]["blocked"] is True
     assert results["B-1"]["ready"] is False
     assert results["A-1"]["ready"] is True

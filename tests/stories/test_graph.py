@@ -103,7 +103,7 @@ def test_project_graph_json_dot_and_mermaid(project, make_story, owner):
     b = make_story("B", status="ready")
     DependencyFactory(story=b, depends_on=a, actor=owner)
     DependencyFactory(story=a, depends_on=ext, actor=owner)
-    g = graph.project_graph(project=project)
+    g = graph.project_graph(project=project, reader=None)
     nodes = {n["id"]: n for n in g["nodes"]}
     assert nodes["A"]["ready"] is True and nodes["B"]["blocked"] is True
     assert nodes["other:X-1"]["external"] is True

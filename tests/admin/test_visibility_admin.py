@@ -1,0 +1,94 @@
+"""The admin shows no story of a project the staff user cannot see: not on the graph
+page, not in the story page's dependency inlines, choices or autocomplete, not on the
+story-dependency pages (README "Visibility"). Saving a page never drops such links."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from stories.models import StoryDependency
+from tests.admin.conftest import add_inline_row, admin_form_data
+from tests.cross_project import assert_no_marker, build_world
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def world():
+    return build_world(bee_is_staff=True)
+
+
+@pytest.fixture
+def bee(world) -> Client:
+    client = Client()
+    client.force_login(world.bee)
+    return client
+
+
+def page(client, url) -> str:
+    response = client.get(url)
+    assert response.status_code == 200, (url, response.status_code)
+    body = response.content.decode()
+    assert_no_marker(body, url)
+    return body
+
+
+def test_graph_page_draws_a_placeholder(world, bee):
+    body = page(bee, reverse("admin:stories_project_graph", args=[world.beta.pk]))
+    assert 'data-key="(hidden story)" data-state="hidden"' in body
+    assert 'data-key="B-1" data-state="blocked"' in body
+    # No link to the hidden story's change page (its id).
+    assert reverse("admin:stories_story_change", args=[world.secret.pk]) not in body
+
+
+def test_story_pages_leave_hidden_links_out_of_the_inlines(world, bee):
+    page(bee, reverse("admin:stories_story_change", args=[world.b1.pk]))  # depends on SEC-1
+    page(bee, reverse("admin:stories_story_change", args=[world.b2.pk]))  # SEC-1 depends on it
+
+
+def test_dependency_changelist_and_change_page(world, bee):
+    url = reverse("admin:stories_storydependency_changelist")
+    page(bee, url)
+    assert bee.get(url).context["cl"].result_count == 0  # both links have a hidden end
+    link = StoryDependency.objects.get(story=world.b1, depends_on=world.secret)
+    response = bee.get(reverse("admin:stories_storydependency_change", args=[link.pk]), follow=True)
+    assert_no_marker(response.content, "dependency change page")
+    link = StoryDependency.objects.get(story=world.secret, depends_on=world.b2)
+    response = bee.get(reverse("admin:stories_storydependency_change", args=[link.pk]), follow=True)
+    assert_no_marker(response.content, "dependency change page")
+
+
+def test_autocomplete_offers_no_hidden_story(world, bee):
+    for field in ("depends_on", "story"):
+        for model in ("storydependency",):
+            url = reverse("admin:autocomplete")
+            response = bee.get(url, {"app_label": "stories", "model_name": model, "field_name": field, "term": "SEC"})
+            assert_no_marker(response.content, f"autocomplete {field}")
+    response = bee.get(
+        reverse("admin:autocomplete"),
+        {"app_label": "stories", "model_name": "storydependency", "field_name": "depends_on", "term": "Quantum"},
+    )
+    assert_no_marker(response.content, "autocomplete by title")
+
+
+def test_a_hidden_story_cannot_be_chosen_or_probed(world, bee):
+    add = reverse("admin:stories_storydependency_add")
+    hidden = bee.post(add, {"story": world.b3.pk, "depends_on": world.secret.pk, "type": "blocks"})
+    absent = bee.post(add, {"story": world.b3.pk, "depends_on": 999_999, "type": "blocks"})
+    assert hidden.status_code == absent.status_code == 200  # the form again, with an error
+    assert_no_marker(hidden.content, "add form")
+    assert hidden.context["adminform"].form.errors == absent.context["adminform"].form.errors
+    assert not StoryDependency.objects.filter(story=world.b3, depends_on=world.secret).exists()
+
+
+def test_saving_the_story_page_keeps_hidden_links(world, bee):
+    url = reverse("admin:stories_story_change", args=[world.b1.pk])
+    data = admin_form_data(bee.get(url))
+    data["title"] = "Beta one, renamed"
+    add_inline_row(data, "dependencies", depends_on=world.b3.pk, type="blocks", description="")
+    response = bee.post(url, data)
+    assert response.status_code == 302, response.context and response.context["adminform"].form.errors
+    keys = set(StoryDependency.objects.filter(story=world.b1).values_list("depends_on__key", flat=True))
+    assert keys == {"SEC-1", "B-3"}

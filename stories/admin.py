@@ -577,6 +577,18 @@ class StoryAdmin(ServiceAdminMixin, ProjectScopedMixin, admin.ModelAdmin):
     actions = ("transition_selected", "move_to_backlog", "export_markdown_zip")
     change_form_template = "admin/stories/story/change_form.html"
 
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        # Links to or from stories the user cannot see are left out of the inlines; say
+        # how many, as the placeholder (README "Visibility").
+        extra_context = {**(extra_context or {}), "hidden_links": self.hidden_link_count(request, object_id)}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def hidden_link_count(self, request, object_id) -> int:
+        if request.user.is_superuser or not str(object_id).isdigit():
+            return 0
+        links = StoryDependency.objects.filter(models.Q(story_id=object_id) | models.Q(depends_on_id=object_id))
+        return links.count() - only_visible_links(request, links).count()
+
     # --- list
     def get_queryset(self, request):
         return self.scope_queryset(request, super().get_queryset(request))
@@ -1027,7 +1039,11 @@ class ProjectDependencyAdmin(ServiceAdminMixin, ProjectScopedMixin, admin.ModelA
     fields = ("from_project", "to_project", "type", "description")
 
     def get_queryset(self, request):
-        return self.scope_queryset(request, super().get_queryset(request))
+        qs = self.scope_queryset(request, super().get_queryset(request))
+        if request.user.is_superuser:
+            return qs
+        # Both ends visible, as on the API: a hidden project is not named here either.
+        return qs.filter(to_project_id__in=selectors.visible_project_ids(request.user))
 
     def get_readonly_fields(self, request, obj=None):
         return ("from_project",) if obj else ()

@@ -19,6 +19,7 @@ request ask once (`roles_for`, `visibility_for`) and pass the result along.
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 import rules
@@ -96,6 +97,39 @@ def roles_for(user) -> dict[int, str] | None:
     if user.is_superuser:
         return None
     return dict(ProjectMember.objects.filter(user_id=user.pk).values_list("project_id", "role"))
+
+
+# Read-only pages (the admin asks "may this user see / change X?" dozens of times per
+# page) may share one read of the user's roles for the length of one request. The memo
+# lives in a context variable that RoleMemoMiddleware opens and closes around each
+# request, never on the user or the request object, and is keyed by the user's id. It
+# only ever decides what a page shows: the services check roles against the database on
+# every write, so a membership changed during the request can never grant a write.
+_request_roles: ContextVar[dict[int, dict[int, str] | None] | None] = ContextVar("storyhub_request_roles", default=None)
+
+
+def request_roles(user) -> dict[int, str] | None:
+    """roles_for(user), read once per request when RoleMemoMiddleware is active."""
+    memo = _request_roles.get()
+    if memo is None or not is_principal(user):
+        return roles_for(user)
+    if user.pk not in memo:
+        memo[user.pk] = roles_for(user)
+    return memo[user.pk]
+
+
+class RoleMemoMiddleware:
+    """Opens the per-request memo of request_roles() and drops it when the request ends."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        token = _request_roles.set({})
+        try:
+            return self.get_response(request)
+        finally:
+            _request_roles.reset(token)
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from django.http import HttpResponseRedirect
 from django.urls import reverse
 
 from stories.models import ProjectMember
+from stories.rules import request_roles
 from storyhub.errors import ApplicationError
 
 SERVICE_ERRORS = (ApplicationError, ValidationError, PermissionDenied)
@@ -180,15 +181,9 @@ def changed_values(form: forms.BaseForm, allowed) -> dict[str, Any]:
 
 
 def admin_roles(request) -> dict[int, str]:
-    """project id → the user's role, read once per request."""
-    roles = getattr(request, "_storyhub_admin_roles", None)
-    if roles is None:
-        user = request.user
-        roles = {}
-        if user.is_authenticated:
-            roles = dict(ProjectMember.objects.filter(user_id=user.pk).values_list("project_id", "role"))
-        request._storyhub_admin_roles = roles
-    return roles
+    """project id → the user's role, read once per request (stories.rules.request_roles;
+    superusers, who have every role, are answered before this is asked)."""
+    return request_roles(request.user) or {}
 
 
 def has_role(request, project_id: int | None, role: str) -> bool:

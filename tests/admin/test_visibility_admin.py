@@ -44,8 +44,11 @@ def test_graph_page_draws_a_placeholder(world, bee):
 
 
 def test_story_pages_leave_hidden_links_out_of_the_inlines(world, bee):
-    page(bee, reverse("admin:stories_story_change", args=[world.b1.pk]))  # depends on SEC-1
-    page(bee, reverse("admin:stories_story_change", args=[world.b2.pk]))  # SEC-1 depends on it
+    for story in (world.b1, world.b2):  # B-1 depends on SEC-1, SEC-1 depends on B-2
+        body = page(bee, reverse("admin:stories_story_change", args=[story.pk]))
+        assert "1 dependency link to or from" in " ".join(body.split())
+    body = page(bee, reverse("admin:stories_story_change", args=[world.b3.pk]))
+    assert "storyhub-hidden-links" not in body
 
 
 def test_dependency_changelist_and_change_page(world, bee):
@@ -92,3 +95,14 @@ def test_saving_the_story_page_keeps_hidden_links(world, bee):
     assert response.status_code == 302, response.context and response.context["adminform"].form.errors
     keys = set(StoryDependency.objects.filter(story=world.b1).values_list("depends_on__key", flat=True))
     assert keys == {"SEC-1", "B-3"}
+
+
+def test_project_dependency_pages_do_not_name_a_hidden_project(world, bee):
+    from stories import services
+
+    link = services.project_dependency_add(actor=world.owner, from_project=world.beta, to_project=world.alpha)
+    url = reverse("admin:stories_projectdependency_changelist")
+    page(bee, url)
+    assert bee.get(url).context["cl"].result_count == 0
+    response = bee.get(reverse("admin:stories_projectdependency_change", args=[link.pk]), follow=True)
+    assert_no_marker(response.content, "project dependency change page")

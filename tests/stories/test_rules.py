@@ -109,3 +109,24 @@ def test_walk_placeholders_for_a_reader():
     seen = selectors.visible_walk(start_id=extra.pk, found=found, reader=world.bee, forward=True)
     assert seen == [(world.b1.pk, 1), (None, 2)]
     assert selectors.visible_walk(start_id=extra.pk, found=found, reader=None, forward=True) == found
+
+
+def test_the_request_memo_reads_roles_once_and_ends_with_the_request(project, owner, django_assert_num_queries):
+    from stories.rules import RoleMemoMiddleware, request_roles
+
+    user = UserFactory(username="memo")
+    MemberFactory(project=project, user=user, role="viewer", actor=owner)
+    seen = []
+
+    def view(request):
+        with django_assert_num_queries(1):
+            for _ in range(5):
+                seen.append(request_roles(user))
+        return "ok"
+
+    assert RoleMemoMiddleware(view)(object()) == "ok"
+    assert seen == [{project.pk: "viewer"}] * 5
+    # Outside a request nothing is remembered: each call reads the database.
+    with django_assert_num_queries(2):
+        request_roles(user)
+        request_roles(user)

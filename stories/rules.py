@@ -85,7 +85,11 @@ def require_project_role(actor, project: Project, role: str) -> None:
     `actor=None` is the system itself (management commands, imports run by an operator)."""
     if actor is None:
         return
-    if not has_project_role(actor, project, role):
+    current = project_role(actor, project)
+    if current is None:
+        # Not even a viewer: the project is not named (it is hidden from the actor).
+        raise PermissionDenied("This needs a role in a project you are not a member of.")
+    if not role_at_least(current, role):
         raise PermissionDenied(f"This needs the '{role}' role in project '{project.slug}'.")
 
 

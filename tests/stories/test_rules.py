@@ -130,3 +130,15 @@ def test_the_request_memo_reads_roles_once_and_ends_with_the_request(project, ow
     with django_assert_num_queries(2):
         request_roles(user)
         request_roles(user)
+
+
+def test_a_refusal_does_not_name_a_project_the_actor_cannot_see():
+    from django.core.exceptions import PermissionDenied
+
+    world = build_world()
+    with pytest.raises(PermissionDenied) as caught:
+        services.dependency_add(actor=world.bee, story=world.b3, depends_on=world.secret)
+    assert not any(marker in str(caught.value) for marker in MARKERS)
+    with pytest.raises(PermissionDenied) as caught:
+        require_project_role(world.bee, world.beta, "admin")
+    assert "beta-proj" in str(caught.value)  # a project it sees is named

@@ -106,7 +106,7 @@ class StoryMoveView(StoryDetailView):
 
 
 class DependencySerializer(serializers.Serializer):
-    id = serializers.IntegerField()
+    id = serializers.IntegerField(allow_null=True, help_text="null for a link to a story you cannot see")
     depends_on = serializers.CharField(allow_null=True, help_text="null for a story you cannot see (hidden: true)")
     type = serializers.ChoiceField(choices=StoryDependency.Type.choices)
     description = serializers.CharField()
@@ -115,10 +115,11 @@ class DependencySerializer(serializers.Serializer):
 
 def dependency_payload(dep: StoryDependency, relative_to, visibility: selectors.Visibility) -> dict:
     """A link of `relative_to`'s story; one to a story the reader cannot see is a
-    placeholder (no key, and no description, which was written about that story)."""
+    placeholder (no key, no description, which was written about that story, and no id:
+    the reader cannot remove it)."""
     target = dep.depends_on
     if not visibility.sees(target.project_id):
-        return {"id": dep.pk, "depends_on": None, "type": dep.type, "description": "", "hidden": True}
+        return {"id": None, "depends_on": None, "type": dep.type, "description": "", "hidden": True}
     ref = selectors.story_ref(
         key=target.key, project_id=target.project_id, slug=target.project.slug, relative_to=relative_to
     )
@@ -155,8 +156,13 @@ class StoryDependencyDetailView(APIView):
     def delete(self, request, slug, key, dep_id):
         story = get_story(get_project_for(request, slug), key)
         require_role(request, story.project, "member")
-        dep = StoryDependency.objects.filter(story=story, pk=dep_id).select_related("story__project").first()
-        if dep is None:
+        dep = (
+            StoryDependency.objects.filter(story=story, pk=dep_id)
+            .select_related("story__project", "depends_on")
+            .first()
+        )
+        if dep is None or not selectors.reader_visibility(request.user).sees(dep.depends_on.project_id):
+            # A link to a story the caller cannot see is never removed by it (README "Visibility").
             raise Http404
         services.dependency_remove(actor=request.user, dependency=dep)
         return Response(status=http.HTTP_204_NO_CONTENT)

@@ -67,7 +67,14 @@ def test_a_member_of_both_projects_sees_the_key(world):
 
 def test_dependencies_endpoint_shows_a_placeholder(bee):
     rows = get(bee, B + "stories/B-1/dependencies/").json()
-    assert [(r["depends_on"], r["hidden"], r["type"]) for r in rows] == [(None, True, "blocks")]
+    assert rows == [{"id": None, "depends_on": None, "type": "blocks", "description": "", "hidden": True}]
+
+
+def test_a_hidden_link_cannot_be_deleted_by_id(world, bee):
+    link = StoryDependency.objects.get(story=world.b1, depends_on=world.secret)
+    response = bee.delete(B + f"stories/B-1/dependencies/{link.pk}/")
+    assert response.status_code == 404
+    assert StoryDependency.objects.filter(pk=link.pk).exists()
 
 
 @pytest.mark.parametrize("fmt", ["json", "dot", "mermaid"])

@@ -1048,6 +1048,14 @@ class ProjectDependencyAdmin(ServiceAdminMixin, ProjectScopedMixin, admin.ModelA
     def get_readonly_fields(self, request, obj=None):
         return ("from_project",) if obj else ()
 
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        # Only projects the user sees: a hidden one is refused like one that does not exist.
+        if db_field.name == "from_project":
+            _limit_to_projects(request, kwargs, db_field, Role.ADMIN, related=())
+        elif db_field.name == "to_project":
+            _limit_to_projects(request, kwargs, db_field, Role.VIEWER, related=())
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
     def _add(self, request, from_project, form):
         return services.project_dependency_add(
             actor=request.user,

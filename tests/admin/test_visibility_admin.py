@@ -106,3 +106,17 @@ def test_project_dependency_pages_do_not_name_a_hidden_project(world, bee):
     assert bee.get(url).context["cl"].result_count == 0
     response = bee.get(reverse("admin:stories_projectdependency_change", args=[link.pk]), follow=True)
     assert_no_marker(response.content, "project dependency change page")
+
+
+def test_a_hidden_project_cannot_be_chosen_as_a_project_dependency(world, bee):
+    from stories import services
+    from stories.models import ProjectDependency
+
+    services.project_member_set(actor=world.owner, project=world.beta, user=world.bee, role="admin")
+    add = reverse("admin:stories_projectdependency_add")
+    hidden = bee.post(add, {"from_project": world.beta.pk, "to_project": world.alpha.pk, "type": "depends"})
+    absent = bee.post(add, {"from_project": world.beta.pk, "to_project": 999_999, "type": "depends"})
+    assert hidden.status_code == absent.status_code == 200
+    assert_no_marker(hidden.content, "project dependency add form")
+    assert hidden.context["adminform"].form.errors == absent.context["adminform"].form.errors
+    assert not ProjectDependency.objects.exists()

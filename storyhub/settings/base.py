@@ -40,12 +40,6 @@ INSTALLED_APPS = [
     "stories",
 ]
 
-# Django's model permissions, then object permissions from stories.rules (`rules`).
-AUTHENTICATION_BACKENDS = [
-    "django.contrib.auth.backends.ModelBackend",
-    "rules.permissions.ObjectPermissionBackend",
-]
-
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -158,6 +152,8 @@ AUTH_PASSWORD_VALIDATORS = [
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out pair before the password check
     "django.contrib.auth.backends.ModelBackend",
+    # Object permissions (`user.has_perm("stories.change_story", story)`) from stories.rules.
+    "rules.permissions.ObjectPermissionBackend",
 ]
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))

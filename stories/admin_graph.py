@@ -120,12 +120,9 @@ def _depths(nodes: dict[int, Node]) -> None:
         nodes[pk].depth = depth
 
 
-def project_graph(project: Project, *, reader) -> dict:
-    """Nodes, edges and canvas size for `project`'s blocks graph (cross-project
-    blockers and dependents are drawn too, marked external). A story of a project
-    `reader` cannot see is drawn as a placeholder: no key, title, status or link; its
-    being open still makes the story it blocks blocked."""
-    seen = visibility_for(reader, system=True)
+def _load_nodes(project: Project, seen) -> tuple[dict[int, Node], list[tuple[int, int]]]:
+    """The project's stories, the other projects' stories linked to them (a placeholder
+    for one the reader cannot see), and the `blocks` edges between them."""
     nodes: dict[int, Node] = {}
     rows = Story.objects.filter(project=project).values_list(
         "pk", "key", "title", "priority", "status__slug", "status__category"
@@ -138,15 +135,23 @@ def project_graph(project: Project, *, reader) -> dict:
         .values_list("story_id", "depends_on_id")
     )
     outside = {pk for edge in edges for pk in edge if pk not in nodes}
-    if outside:
-        others = Story.objects.filter(pk__in=outside).values_list(
-            "pk", "key", "title", "priority", "status__slug", "status__category", "project_id", "project__slug"
-        )
-        for pk, key, title, priority, status, category, project_id, slug in others:
-            if seen.sees(project_id):
-                nodes[pk] = Node(pk, key, title, status, category, priority, external=True, label=f"{slug}:{key}")
-            else:
-                nodes[pk] = Node(pk, "", "", "", category, 0, external=True, label=HIDDEN_LABEL, hidden=True)
+    others = Story.objects.filter(pk__in=outside).values_list(
+        "pk", "key", "title", "priority", "status__slug", "status__category", "project_id", "project__slug"
+    )
+    for pk, key, title, priority, status, category, project_id, slug in others:  # none: no query
+        if seen.sees(project_id):
+            nodes[pk] = Node(pk, key, title, status, category, priority, external=True, label=f"{slug}:{key}")
+        else:
+            nodes[pk] = Node(pk, "", "", "", category, 0, external=True, label=HIDDEN_LABEL, hidden=True)
+    return nodes, edges
+
+
+def project_graph(project: Project, *, reader) -> dict:
+    """Nodes, edges and canvas size for `project`'s blocks graph (cross-project
+    blockers and dependents are drawn too, marked external). A story of a project
+    `reader` cannot see is drawn as a placeholder: no key, title, status or link; its
+    being open still makes the story it blocks blocked."""
+    nodes, edges = _load_nodes(project, visibility_for(reader, system=True))
     for story_id, depends_on_id in edges:
         nodes[story_id].blockers.append(depends_on_id)
     for node in nodes.values():

@@ -157,6 +157,50 @@ def story_guard_rows(*, ids: list[int]) -> dict[int, tuple[Project, str, str]]:
     return out
 
 
+_ID_CHUNK = 5000  # ids per IN (...) list, well under SQLite's bound-parameter limit
+
+
+def _chunked(ids: list[int]):
+    for start in range(0, len(ids), _ID_CHUNK):
+        yield ids[start : start + _ID_CHUNK]
+
+
+def _projects_of(ids: list[int]) -> dict[int, int]:
+    project_of: dict[int, int] = {}
+    for chunk in _chunked(ids):
+        project_of.update(Story.objects.filter(pk__in=chunk).values_list("pk", "project_id"))
+    return project_of
+
+
+def _blocks_adjacency(sources: list[int], within: set[int], *, forward: bool) -> dict[int, list[int]]:
+    """`blocks` edges leaving `sources` (towards what they wait for when `forward`, else
+    towards what waits for them) that end inside `within`."""
+    near, far = ("story_id", "depends_on_id") if forward else ("depends_on_id", "story_id")
+    adjacency: dict[int, list[int]] = {}
+    for chunk in _chunked(sources):
+        for a, b in StoryDependency.objects.filter(**{f"{near}__in": chunk}, type=BLOCKS).values_list(near, far):
+            if b in within:
+                adjacency.setdefault(a, []).append(b)
+    return adjacency
+
+
+def _shortest_depths(start_id: int, adjacency: dict[int, list[int]], passable, limit: int) -> dict[int, int]:
+    """Breadth-first depths from `start_id`, entering but never leaving a node that is not
+    `passable`, up to `limit` hops."""
+    depth_of = {start_id: 0}
+    queue = deque([start_id])
+    while queue:
+        node = queue.popleft()
+        if depth_of[node] >= limit:
+            continue
+        for nxt in sorted(adjacency.get(node, ())):
+            if nxt not in depth_of:
+                depth_of[nxt] = depth_of[node] + 1
+                if passable(nxt):
+                    queue.append(nxt)
+    return depth_of
+
+
 def visible_walk(
     *, start_id: int, found: list[tuple[int, int]], reader, forward: bool, visibility: Visibility | None = None
 ) -> list[tuple[int | None, int]]:
@@ -171,40 +215,16 @@ def visible_walk(
         return []
     seen = visibility if visibility is not None else reader_visibility(reader)
     ids = [i for i, _ in found]
-    project_of: dict[int, int] = {}
-    for chunk_start in range(0, len(ids), 5000):
-        chunk = ids[chunk_start : chunk_start + 5000]
-        project_of.update(Story.objects.filter(pk__in=chunk).values_list("pk", "project_id"))
-    if all(seen.sees(project_of.get(i)) for i in ids):
+    project_of = _projects_of(ids)
+
+    def visible(story_id: int) -> bool:
+        return story_id == start_id or seen.sees(project_of.get(story_id))
+
+    if all(visible(i) for i in ids):
         return list(found)
-    near, far = ("story_id", "depends_on_id") if forward else ("depends_on_id", "story_id")
     nodes = {start_id, *ids}
-    adjacency: dict[int, list[int]] = {}
-    visible_nodes = [n for n in nodes if n == start_id or seen.sees(project_of.get(n))]
-    for chunk_start in range(0, len(visible_nodes), 5000):
-        chunk = visible_nodes[chunk_start : chunk_start + 5000]
-        for a, b in StoryDependency.objects.filter(**{f"{near}__in": chunk}, type=BLOCKS).values_list(near, far):
-            if b in nodes:
-                adjacency.setdefault(a, []).append(b)
-    depth_of = {start_id: 0}
-    queue = deque([start_id])
-    out: list[tuple[int | None, int]] = []
-    limit = max(d for _, d in found)
-    while queue:
-        node = queue.popleft()
-        depth = depth_of[node]
-        if depth >= limit:
-            continue
-        for nxt in sorted(adjacency.get(node, ())):
-            if nxt in depth_of:
-                continue
-            depth_of[nxt] = depth + 1
-            if seen.sees(project_of.get(nxt)):
-                queue.append(nxt)
+    adjacency = _blocks_adjacency([n for n in nodes if visible(n)], nodes, forward=forward)
+    depth_of = _shortest_depths(start_id, adjacency, visible, max(d for _, d in found))
     # Nearest first; at one depth the visible stories by id, then the placeholders.
-    for node, depth in sorted(
-        depth_of.items(), key=lambda item: (item[1], not seen.sees(project_of.get(item[0])), item[0])
-    ):
-        if node != start_id:
-            out.append((node if seen.sees(project_of.get(node)) else None, depth))
-    return out
+    order = sorted(depth_of.items(), key=lambda item: (item[1], not visible(item[0]), item[0]))
+    return [(node if visible(node) else None, depth) for node, depth in order if node != start_id]

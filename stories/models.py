@@ -304,7 +304,9 @@ class StoryDependency(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.story_id} → {self.depends_on_id} ({self.type})"
+        # No story ids: this text reaches pages (delete confirmations, admin messages)
+        # read by people who may not see one of the two stories.
+        return f"dependency #{self.pk} ({self.type})"
 
 
 class ProjectDependencyType(models.TextChoices):
@@ -334,7 +336,8 @@ class ProjectDependency(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.from_project_id} → {self.to_project_id} ({self.type})"
+        # No project ids, for the same reason as StoryDependency.__str__.
+        return f"project dependency #{self.pk} ({self.type})"
 
 
 class MemberRole(models.TextChoices):

@@ -120,3 +120,8 @@ def test_a_hidden_project_cannot_be_chosen_as_a_project_dependency(world, bee):
     assert_no_marker(hidden.content, "project dependency add form")
     assert hidden.context["adminform"].form.errors == absent.context["adminform"].form.errors
     assert not ProjectDependency.objects.exists()
+
+
+def test_the_delete_confirmation_names_no_hidden_story(world, bee):
+    body = page(bee, reverse("admin:stories_story_delete", args=[world.b1.pk]))
+    assert f"{world.b1.pk} → {world.secret.pk}" not in body

@@ -174,6 +174,21 @@ def _role_predicate(minimum: str) -> rules.Predicate:
     return rules.predicate(check, name=f"has_{minimum}_role")
 
 
+def _link_predicate(minimum: str) -> rules.Predicate:
+    """For a story dependency: `minimum` in the depending story's project *and* a role in
+    the other story's project. A link to a story the user cannot see is neither shown
+    nor changed nor removed by it (README "Visibility")."""
+
+    def check(user, obj=None) -> bool:
+        if not isinstance(obj, StoryDependency):
+            return False
+        return has_project_role(user, obj.story.project_id, minimum) and has_project_role(
+            user, obj.depends_on.project_id, VIEWER
+        )
+
+    return rules.predicate(check, name=f"has_{minimum}_role_on_link")
+
+
 is_project_viewer = _role_predicate(VIEWER)
 is_project_member = _role_predicate(MEMBER)
 is_project_admin = _role_predicate(ADMIN)
@@ -192,10 +207,7 @@ PERMISSIONS: dict[str, str] = {
     "stories.view_story": VIEWER,
     "stories.change_story": MEMBER,
     "stories.delete_story": MEMBER,
-    "stories.view_storydependency": VIEWER,
     "stories.add_storydependency": MEMBER,  # on the story that depends
-    "stories.change_storydependency": MEMBER,
-    "stories.delete_storydependency": MEMBER,
     "stories.view_statushistory": VIEWER,
     "stories.view_backlog": VIEWER,
     "stories.change_backlog": ADMIN,
@@ -213,5 +225,14 @@ PERMISSIONS: dict[str, str] = {
 }
 _PREDICATES = {VIEWER: is_project_viewer, MEMBER: is_project_member, ADMIN: is_project_admin, OWNER: is_project_owner}
 
+# On a StoryDependency: the role in the depending story's project, and sight of the other.
+LINK_PERMISSIONS: dict[str, str] = {
+    "stories.view_storydependency": VIEWER,
+    "stories.change_storydependency": MEMBER,
+    "stories.delete_storydependency": MEMBER,
+}
+
 for _name, _role in PERMISSIONS.items():
     rules.set_perm(_name, _PREDICATES[_role])
+for _name, _role in LINK_PERMISSIONS.items():
+    rules.set_perm(_name, _link_predicate(_role))

@@ -142,3 +142,16 @@ def test_a_refusal_does_not_name_a_project_the_actor_cannot_see():
     with pytest.raises(PermissionDenied) as caught:
         require_project_role(world.bee, world.beta, "admin")
     assert "beta-proj" in str(caught.value)  # a project it sees is named
+
+
+def test_a_link_to_a_hidden_story_is_not_the_member_s_to_see_or_remove():
+    from stories.models import StoryDependency
+
+    world = build_world()
+    hidden = StoryDependency.objects.get(story=world.b1, depends_on=world.secret)
+    services.dependency_add(actor=world.owner, story=world.b1, depends_on=world.b3)
+    visible = StoryDependency.objects.get(story=world.b1, depends_on=world.b3)
+    for perm in ("view", "change", "delete"):
+        assert world.bee.has_perm(f"stories.{perm}_storydependency", visible)
+        assert not world.bee.has_perm(f"stories.{perm}_storydependency", hidden)
+    assert world.owner.has_perm("stories.delete_storydependency", hidden)

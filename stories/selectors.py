@@ -32,6 +32,18 @@ def visible_project_ids(user) -> QuerySet:
     return ProjectMember.objects.filter(user_id=user.pk).values("project_id")
 
 
+def visible_project_sql(reader, column: str) -> tuple[str, list]:
+    """(SQL, params): a condition true when `column` (a project id) names a project
+    `reader` may see, for hand-written statements (reader=None: the system). Built from
+    visible_project_ids, so the rule stays in one place."""
+    if reader is None or (is_principal(reader) and reader.is_superuser):
+        return "1 = 1", []
+    if not is_principal(reader):
+        return "1 = 0", []
+    sql, params = visible_project_ids(reader).query.sql_with_params()
+    return f"{column} IN ({sql})", list(params)
+
+
 def project_list_for_user(*, user) -> QuerySet[Project]:
     """Projects `user` may see: all for superusers, else those they are a member of."""
     qs = Project.objects.all()

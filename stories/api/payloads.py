@@ -14,8 +14,8 @@ from django.db.models import QuerySet, TextField
 from django.db.models.functions import Cast
 
 from stories import readiness
-from stories.models import Priority, Project, ProjectMember, Status, Story, StoryDependency
-from stories.rules import is_principal
+from stories.models import Priority, Project, Status, Story, StoryDependency
+from stories.selectors import visible_project_sql
 
 PRIORITY_WORDS = dict(Priority.choices)
 FIELDS = (
@@ -71,12 +71,11 @@ def story_values(queryset: QuerySet[Story]) -> QuerySet:
 # The page's dependencies with what the payload needs of their targets, in one query. Its
 # shape never changes, so it is written once here rather than compiled by the ORM on
 # every request (that compilation was a measurable share of a 100-row page).
-# `visible` says whether the reader may see the target's project (stories.rules: a
-# superuser or the system sees every project, anyone else the projects they belong to);
-# a hidden target is rendered as a placeholder, so its key and slug are never read out.
+# The last column says whether the reader may see the target's project
+# (selectors.visible_project_sql); a hidden target is rendered as a placeholder, so its
+# key and slug are never read out.
 _DEPENDENCIES_SQL = (
-    "SELECT d.story_id, d.type, t.key, t.project_id = s.project_id, tp.slug, ts.category,"
-    f" (%s OR t.project_id IN (SELECT m.project_id FROM {ProjectMember._meta.db_table} m WHERE m.user_id = %s))"
+    "SELECT d.story_id, d.type, t.key, t.project_id = s.project_id, tp.slug, ts.category, ({visible})"
     f" FROM {StoryDependency._meta.db_table} d"
     f" JOIN {Story._meta.db_table} s ON s.id = d.story_id"
     f" JOIN {Story._meta.db_table} t ON t.id = d.depends_on_id"
@@ -96,23 +95,15 @@ def _chunks(ids: list[int]):
         yield ids[start : start + ID_CHUNK]
 
 
-def _reader_params(reader) -> list:
-    """(sees everything?, user id) for _DEPENDENCIES_SQL; `reader=None` is the system."""
-    if reader is None:
-        return [True, None]
-    if not is_principal(reader):
-        return [False, None]
-    return [bool(reader.is_superuser), reader.pk]
-
-
 def _dependencies_of(story_ids: list[int], reader) -> dict[int, list[tuple]]:
     """story id -> [(type, target key, same project?, target project slug, target status
     category, visible to reader?)]."""
     deps: dict[int, list[tuple]] = defaultdict(list)
-    params = _reader_params(reader)
+    visible, params = visible_project_sql(reader, "t.project_id")
     with connection.cursor() as cursor:
         for chunk in _chunks(story_ids):
-            cursor.execute(_DEPENDENCIES_SQL.format(ids=", ".join(["%s"] * len(chunk))), [*params, *chunk])
+            sql = _DEPENDENCIES_SQL.format(visible=visible, ids=", ".join(["%s"] * len(chunk)))
+            cursor.execute(sql, [*params, *chunk])
             for story_id, *rest in cursor.fetchall():
                 deps[story_id].append(rest)
     return deps

@@ -8,7 +8,7 @@ which rolls that transaction back (nothing of the request is kept), then render 
 same view again with the refusal attached to the form (and to the inline row it
 concerns), so the user sees their input with the reason next to it.
 
-Non-superuser staff are scoped by project role (stories.permissions) rather than by
+Non-superuser staff are scoped by project role (stories.rules) rather than by
 Django's model permissions: a viewer sees, a member edits stories, an admin manages the
 project's workflow, backlogs and members, an owner may delete the project.
 """

@@ -900,7 +900,10 @@ def lock_blocks_graph() -> None:
 
 
 def _label(story: Story, relative_to: Project) -> str:
-    return story.key if story.project_id == relative_to.pk else f"{story.project.slug}:{story.key}"
+    # Only for stories the actor sees (its own, or a target it named and may view).
+    return selectors.story_ref(
+        key=story.key, project_id=story.project_id, slug=story.project.slug, relative_to=relative_to
+    )
 
 
 @transaction.atomic

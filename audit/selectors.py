@@ -18,10 +18,12 @@ from typing import Any
 
 from django.db.models import Q, QuerySet
 
+from stories.rules import HIDDEN_REF
+
 from .events import LINK_ENTITY_TYPES, EntityType
 from .models import AuditLog
 
-HIDDEN = "(hidden)"
+HIDDEN = HIDDEN_REF  # stories.rules names what the reader cannot see
 
 # Link rows: which details keys name the project_id side and the linked side.
 _LINK_SIDES = {

@@ -15,7 +15,7 @@ from django.urls import reverse
 
 from . import readiness
 from .models import Project, StatusCategory, Story, StoryDependency
-from .rules import visibility_for
+from .rules import HIDDEN_STORY_LABEL, visibility_for
 
 NODE_W = 168
 NODE_H = 38
@@ -37,7 +37,7 @@ STATES = {
 }
 # A story of a project the reader cannot see: no key, title or status, no link.
 HIDDEN_STATE = ("Hidden", 6)
-HIDDEN_LABEL = "(hidden story)"
+HIDDEN_LABEL = HIDDEN_STORY_LABEL
 
 
 @dataclass

@@ -19,7 +19,7 @@ from django.db import connection
 
 from . import readiness
 from .models import Priority, Project, Story, StoryDependency
-from .rules import visibility_for
+from .rules import HIDDEN_STORY_LABEL, visibility_for
 
 BLOCKS = readiness.BLOCKING_TYPE
 COMPLETED = readiness.DONE_CATEGORY
@@ -333,7 +333,7 @@ def project_graph(*, project: Project, reader) -> dict:
 # --------------------------------------------------------------------------- renderings
 
 # What a story of a project the reader cannot see is drawn as.
-HIDDEN_LABEL = "(hidden story)"
+HIDDEN_LABEL = HIDDEN_STORY_LABEL
 
 _DOT_COLOURS = {"ready": "palegreen", "blocked": "lightpink", "completed": "lightgrey", "other": "white"}
 

@@ -21,6 +21,7 @@ import re
 from django.db.models import Q
 
 from .models import Project, StatusCategory, StoryDependency
+from .rules import HIDDEN_REF
 
 BLOCKING_TYPE = StoryDependency.Type.BLOCKS.value
 DONE_CATEGORY = StatusCategory.COMPLETED.value
@@ -32,7 +33,7 @@ GUARDED_CATEGORIES = frozenset({StatusCategory.STARTED.value, StatusCategory.COM
 
 # The project setting (Project.settings) that turns the guard off when false.
 GUARD_SETTING = "blocked_guard"
-HIDDEN_LABEL = "(hidden)"
+HIDDEN_LABEL = HIDDEN_REF  # stories.rules names hidden stories
 
 
 def is_open_blocker(dependency_type: str, target_category: str | None) -> bool:

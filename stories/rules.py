@@ -37,6 +37,11 @@ from .models import (
     StoryDependency,
 )
 
+# How a story of a project the reader cannot see is named: in lists of references (a
+# cycle, a blocked error's blockers, audit details) and in drawings (graph renderings).
+HIDDEN_REF = "(hidden)"
+HIDDEN_STORY_LABEL = "(hidden story)"
+
 Role = ProjectMember.Role
 RANK = ProjectMember.RANK
 VIEWER, MEMBER, ADMIN, OWNER = Role.VIEWER, Role.MEMBER, Role.ADMIN, Role.OWNER

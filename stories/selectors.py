@@ -14,10 +14,9 @@ from django.db import connection
 from django.db.models import QuerySet
 
 from .models import Project, ProjectMember, Story, StoryDependency
-from .rules import EVERYTHING, Visibility, is_principal, visibility_for
+from .rules import EVERYTHING, HIDDEN_REF, Visibility, is_principal, visibility_for
 
 BLOCKS = StoryDependency.Type.BLOCKS.value
-HIDDEN_REF = "(hidden)"
 
 __all__ = ["EVERYTHING", "HIDDEN_REF", "Visibility", "visibility_for"]
 

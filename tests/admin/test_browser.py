@@ -188,10 +188,30 @@ def test_admin_end_to_end_in_chromium(browser_page, live_server, django_user_mod
     shot(page, "08-transition-action")
     page.locator('#storyhub-action-form input[type="submit"]').click()
     page.wait_for_load_state("load")
-    assert "Moved to 'in_progress': 2 stories" in page.locator(".messagelist").inner_text()
-    assert StatusHistory.objects.filter(notes="sprint started").count() == 2
-    assert AuditLog.objects.filter(action="story.status_changed").count() == 2
-    shot(page, "09-after-action")
+    # The blocked guard: BRW-1 waits for BRW-2, so only BRW-2 moves and the message says why.
+    messages = page.locator(".messagelist").inner_text()
+    assert "Moved to 'in_progress': 1 story" in messages
+    assert "BRW-1 is blocked by unfinished stories: BRW-2" in messages
+    assert StatusHistory.objects.filter(notes="sprint started").count() == 1
+    assert not StatusHistory.objects.filter(story=first, notes="sprint started").exists()
+    shot(page, "09-after-action-guarded")
+
+    # A superuser (owner) overrides the guard for BRW-1 with a reason, which is audited.
+    page.locator("#action-toggle").check()
+    page.select_option('select[name="action"]', "transition_selected")
+    page.locator('button[name="index"]').click()
+    page.wait_for_load_state("load")
+    page.select_option("#id_status", "in_progress")
+    page.fill("#id_notes", "sprint started")
+    page.locator("#id_override_blocked").check()
+    page.fill("#id_reason", "BRW-2 is nearly done")
+    page.locator('#storyhub-action-form input[type="submit"]').click()
+    page.wait_for_load_state("load")
+    assert "Moved to 'in_progress': 1 story" in page.locator(".messagelist").inner_text()
+    assert StatusHistory.objects.filter(notes__contains="BRW-2 is nearly done", story=first).count() == 1
+    override = AuditLog.objects.filter(action="story.status_changed", entity_id=str(first.pk)).get()
+    assert override.details["override_blocked"]["reason"] == "BRW-2 is nearly done"
+    shot(page, "09-after-action-override")
 
 
 @pytest.mark.django_db(transaction=True)

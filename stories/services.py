@@ -4,6 +4,23 @@ commands all call these functions, so they validate, audit and record history al
 Each service runs in one transaction, checks the actor's project role, validates with
 ``full_clean()`` plus the domain rules, and writes its audit_log row in that transaction.
 Status changes also write exactly one status_history row.
+
+Lock order (PostgreSQL; SQLite's IMMEDIATE transactions run one writer at a time). Every
+service, the bulk upsert (stories.bulk) included, takes its locks in this order, so no
+two writers can wait for each other:
+
+1. the dependency-graph advisory lock (`lock_blocks_graph()`): every transaction that
+   adds or removes a dependency takes it before any row lock. It serializes link writers,
+   so two of them can neither close a cycle between them nor both replace the same list;
+2. story rows (`lock_stories()` / one story's row), `SELECT … FOR NO KEY UPDATE`, in
+   ascending id order. A story's links change only under its row lock, so links read
+   after taking it stay true until the commit. The id of a story never changes, so these
+   locks do not conflict with the key-share locks that inserting a link takes on both of
+   its stories; only a deletion locks a story `FOR UPDATE`;
+3. then the rows the write changes (links, status_history, audit_log).
+
+Nobody asks for the advisory lock while holding a story row lock (a write that may
+change links takes it first, even if it turns out to change none).
 """
 
 from __future__ import annotations
@@ -26,6 +43,7 @@ from storyhub.errors import (
     ConflictError,
     DependencyCycleError,
     InvalidTransitionError,
+    NotFoundError,
     StaleVersionError,
 )
 
@@ -170,18 +188,34 @@ def _save_versioned(instance: models.Model, changed: Iterable[str]) -> None:
     _save(instance, [*changed, "version"])
 
 
-def _lock_story(story: Story) -> Story:
+def _lock_story(story: Story, *, for_delete: bool = False) -> Story:
     """Re-read `story` under a row lock, so version checks and writes are serialized."""
     try:
         # The story row alone, no joins: joined rows would be locked too (every write in a
         # project queuing behind the slowest one), and with FOR UPDATE OF a PostgreSQL
         # re-check after a concurrent status change would lose the row altogether.
-        locked = Story.objects.select_for_update().get(pk=story.pk)
+        locked = Story.objects.select_for_update(no_key=not for_delete).get(pk=story.pk)
     except Story.DoesNotExist:
         raise ConflictError(f"Story {story.key} no longer exists.") from None
     project_field = Story._meta.get_field("project")
     if project_field.is_cached(story) and story.project_id == locked.project_id:
         project_field.set_cached_value(locked, story.project)  # a story never changes project
+    return locked
+
+
+_LOCK_CHUNK = 900  # ids per statement: stays under SQLite's 999 bound parameters
+
+
+def lock_stories(ids: Iterable[int]) -> dict[int, Story]:
+    """Lock the rows of the stories `ids` (FOR NO KEY UPDATE, in ascending id order: see
+    the lock order above) and return them fresh, by id; ids that no longer exist are
+    missing from the result."""
+    ordered = sorted(set(ids))
+    locked: dict[int, Story] = {}
+    for start in range(0, len(ordered), _LOCK_CHUNK):
+        chunk = ordered[start : start + _LOCK_CHUNK]
+        for row in Story.objects.select_for_update(no_key=True).filter(pk__in=chunk).order_by("pk"):
+            locked[row.pk] = row
     return locked
 
 
@@ -876,7 +910,7 @@ def story_move(*, actor, story: Story, backlog: Backlog | None, expected_version
 def story_delete(*, actor, story: Story, expected_version: int | None = None) -> None:
     """Delete a story with its dependencies and history (member role)."""
     require_project_role(actor, story.project, ProjectMember.Role.MEMBER)
-    locked = _lock_story(story)
+    locked = _lock_story(story, for_delete=True)
     _check_version(locked, expected_version)
     audit_record(
         actor=actor,
@@ -892,7 +926,8 @@ def story_delete(*, actor, story: Story, expected_version: int | None = None) ->
 
 
 def lock_blocks_graph() -> None:
-    """Take the transaction's turn at writing `blocks` links (a no-op on SQLite)."""
+    """Take the transaction's turn at writing links (a no-op on SQLite): first of all
+    locks (see the lock order above); held until the commit, and taking it again is free."""
     # SQLite's IMMEDIATE transactions already serialize writers; PostgreSQL needs a lock.
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
@@ -917,8 +952,9 @@ def dependency_add(
     require_project_role(actor, depends_on.project, ProjectMember.Role.VIEWER)
     if story.pk == depends_on.pk:
         raise ValidationError({"depends_on": ["A story cannot depend on itself."]})
+    lock_blocks_graph()
+    lock_stories([story.pk])
     if type == StoryDependency.Type.BLOCKS:
-        lock_blocks_graph()
         path = selectors.blocks_path(start_id=depends_on.pk, goal_id=story.pk)
         if path:
             # Named as the actor may see them: a run of stories it cannot see is one "(hidden)".
@@ -949,8 +985,16 @@ def dependency_add(
 
 @transaction.atomic
 def dependency_remove(*, actor, dependency: StoryDependency) -> None:
+    """Remove a link (member role in the story's project). A link that another writer
+    removed first raises NotFoundError (and writes no audit row)."""
     story = dependency.story
     require_project_role(actor, story.project, ProjectMember.Role.MEMBER)
+    lock_blocks_graph()
+    lock_stories([story.pk])
+    deleted, _ = StoryDependency.objects.filter(pk=dependency.pk).delete()
+    if not deleted:
+        message = "This dependency no longer exists (someone else removed it)."
+        raise NotFoundError(message, details={"dependency": [message]})
     audit_record(
         actor=actor,
         action=AuditAction.DEPENDENCY_REMOVED,
@@ -958,7 +1002,6 @@ def dependency_remove(*, actor, dependency: StoryDependency) -> None:
         entity_type=EntityType.STORY_DEPENDENCY,
         extra={"story": story.ref, "depends_on": dependency.depends_on.ref, "type": dependency.type},
     )
-    dependency.delete()
 
 
 @transaction.atomic

@@ -19,7 +19,7 @@ from storyhub.fastinsert import insert_rows
 from .. import services
 from ..models import DEFAULT_STATUS_SLUG, Priority, Status, StatusHistory, Story, StoryDependency
 from .parse import Dep, Item
-from .plan import CHUNK, Plan, same_link
+from .plan import Plan, links_differ, read_links, same_link
 from .values import CATEGORY_HINTS
 
 STORY_COLUMNS = (
@@ -53,11 +53,24 @@ _LINK_COLUMNS = ("story_id", "depends_on_id", "type", "description", "created_at
 
 
 def apply_plan(plan: Plan) -> None:
-    """Write what `plan` says; problems found while writing go to `plan.errors`."""
+    """Write what `plan` says; problems found while writing go to `plan.errors`. Locks
+    follow the service layer's order (stories.services): the dependency-graph lock first
+    when the batch may write links, then the changed stories' rows in id order."""
+    if writes_links(plan):
+        services.lock_blocks_graph()
     create_statuses_and_epics(plan)
     check_blocked(plan)
     write_new(plan)
     write_changed(plan)
+
+
+def writes_links(plan: Plan) -> bool:
+    """Whether the batch may add or remove links: a new story with dependencies, or a
+    changed story whose dependency list is given."""
+    return any(
+        (item.outcome == "created" and item.deps) or (item.outcome == "updated" and item.deps is not None)
+        for item in plan.items
+    )
 
 
 def _changed_by(actor) -> int | None:
@@ -223,8 +236,6 @@ def _insert_new_links_and_audit(plan: Plan, new: list[Item], statuses: list[Stat
                 extra={"project": plan.project.slug, "key": item.key, "bulk": True},
             )
         )
-    if any(link[2] == "blocks" for link in links):
-        services.lock_blocks_graph()
     insert_rows(StoryDependency, _LINK_COLUMNS, links)
     audit_record_many(audit_rows)
 
@@ -277,13 +288,21 @@ def _add_links(plan: Plan, additions: list[tuple[Item, Story, Dep]]) -> None:
             _add_application_error(plan, item, exc, "depends_on")
 
 
-def _lock_stories(plan: Plan, ids: list[int]) -> dict[int, Story]:
-    locked: dict[int, Story] = {}
-    for start in range(0, len(ids), CHUNK):
-        for story in Story.objects.select_for_update().filter(pk__in=ids[start : start + CHUNK]):
-            story.project = plan.project
-            locked[story.pk] = story
+def _lock_stories(plan: Plan, changed: list[Item]) -> dict[int, Story]:
+    """Lock the changed stories' rows (in id order), then read again the links of those
+    whose dependency list the batch sets: what was read before the locks may be stale."""
+    locked = services.lock_stories(item.story_id for item in changed)
+    for story in locked.values():
+        story.project = plan.project
+    with_links = [item.story_id for item in changed if item.deps is not None and item.story_id in locked]
+    for story_id in with_links:
+        plan.existing_deps.pop(story_id, None)
+    plan.existing_deps.update(read_links(with_links))
     return locked
+
+
+def _links_change(plan: Plan, item: Item, story: Story) -> bool:
+    return item.deps is not None and links_differ(plan.existing_deps.get(story.pk, {}), item.deps)
 
 
 def update_stories(plan: Plan, changed: list[Item]) -> dict[int, Story]:
@@ -291,7 +310,7 @@ def update_stories(plan: Plan, changed: list[Item]) -> dict[int, Story]:
     for one story (row lock, new version, points, status_history for a status move,
     workflow check unless the batch is an import, one `story.updated` audit row with
     the changes), with one UPDATE statement sent for all rows."""
-    locked = _lock_stories(plan, [item.story_id for item in changed])
+    locked = _lock_stories(plan, changed)
     by_pk = {s.pk: s for s in plan.statuses.values()}
     now = timezone.now()
     done: dict[int, Story] = {}
@@ -312,7 +331,8 @@ def update_stories(plan: Plan, changed: list[Item]) -> dict[int, Story]:
             history.append((story.pk, old_status.pk, target.pk, _changed_by(plan.actor), now, item.notes))
         done[item.index] = story
         if not changes:
-            item.outcome = "unchanged"  # changed back by someone else meanwhile
+            if not _links_change(plan, item, story):
+                item.outcome = "unchanged"  # changed back by someone else meanwhile
             continue
         story.version += 1
         story.updated_at = now

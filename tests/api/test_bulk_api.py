@@ -315,3 +315,33 @@ def test_bulk_update_of_epic_backlog_estimate_is_audited(member_client, owner, p
     assert set(changes) == {"epic", "backlog", "estimate", "points_min", "points_max"}
     # No status moved: no history row beyond the first.
     assert StatusHistory.objects.filter(story=story).count() == 1
+
+
+def test_bulk_item_changing_only_its_links_is_reported_updated(member_client, project, make_story):
+    """An item whose fields are all as stored but whose dependency list differs changes
+    links and writes audit rows: it is 'updated', in a dry run too, and an item sending
+    the same list again is 'unchanged' and writes nothing."""
+    make_story("DO-1")
+    make_story("DO-2")
+    make_story("DO-3")
+    post(member_client, [{"key": "DO-1", "depends_on": ["DO-2"]}])
+    item = {"key": "DO-1", "title": Story.objects.get(key="DO-1").title, "depends_on": ["DO-3"]}
+
+    dry = post(member_client, [item], "?dry_run=true")
+    assert dry.status_code == 200, dry.json()
+    assert dry.json()["items"][0]["outcome"] == "updated"
+    assert (dry.json()["updated"], dry.json()["unchanged"]) == (1, 0)
+    assert deps_of("DO-1") == {"DO-2"}
+
+    before = AuditLog.objects.count()
+    real = post(member_client, [item])
+    assert real.json()["items"][0]["outcome"] == "updated"
+    assert deps_of("DO-1") == {"DO-3"}
+    assert sorted(AuditLog.objects.order_by("-id")[:2].values_list("action", flat=True)) == [
+        "dependency.added",
+        "dependency.removed",
+    ]
+    assert AuditLog.objects.count() == before + 2
+    again = post(member_client, [item])
+    assert again.json()["items"][0]["outcome"] == "unchanged"
+    assert AuditLog.objects.count() == before + 2

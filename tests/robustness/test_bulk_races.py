@@ -1,0 +1,116 @@
+"""Races in the bulk path and the dependency services, on PostgreSQL against the live test
+server. Each test makes the interleaving happen (a second client holds a row lock until
+every writer is queued, or a writer stalls while it holds its locks), so the outcome does
+not depend on timing; every wait is bounded."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from audit.models import AuditLog
+from stories import services
+from stories.models import Story, StoryDependency
+
+from .conftest import backends_waiting_on_locks, pg_connect, wait_for
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+ROUNDS = 3
+
+
+def links_of(story: Story) -> set[str]:
+    return set(StoryDependency.objects.filter(story=story).values_list("depends_on__key", flat=True))
+
+
+def table(model) -> str:
+    return model._meta.db_table
+
+
+def test_two_bulk_requests_replacing_one_storys_links_end_as_one_of_them(api, project, make_story):
+    """Both requests read K's links, then queue on K's row lock (held by a second client);
+    whichever commits last must find the other's link and replace it: K ends with exactly
+    the last writer's list, never with both."""
+    bulk = f"/projects/{project.slug}/stories/bulk/"
+    for round_no in range(ROUNDS):
+        k = make_story(f"K-{round_no}")
+        targets = [make_story(f"A-{round_no}-2"), make_story(f"A-{round_no}-3")]
+        first_audit = AuditLog.objects.order_by("-id").values_list("id", flat=True).first() or 0
+        with pg_connect() as control, ThreadPoolExecutor(max_workers=2) as pool:
+            control.execute(f"SELECT id FROM {table(Story)} WHERE id = %s FOR UPDATE", [k.pk])
+            futures = [
+                pool.submit(api, "POST", bulk, json={"items": [{"key": k.key, "depends_on": [t.key]}]}) for t in targets
+            ]
+            wait_for(lambda: len(backends_waiting_on_locks()) == 2, what="both bulk requests queued")
+            control.rollback()
+            results = [f.result(timeout=30) for f in futures]
+        assert [r.status_code for r in results] == [200, 200], [r.text for r in results]
+        added = list(
+            AuditLog.objects.filter(id__gt=first_audit, action="dependency.added")
+            .order_by("id")
+            .values_list("details", flat=True)
+        )
+        removed = AuditLog.objects.filter(id__gt=first_audit, action="dependency.removed").count()
+        assert len(added) == 2 and removed == 1
+        last = added[-1]["depends_on"].split(":")[-1]
+        assert links_of(k) == {last}, (links_of(k), last)
+        # Each request changed K's links, and says so.
+        assert [r.json()["items"][0]["outcome"] for r in results] == ["updated", "updated"]
+
+
+def test_bulk_update_and_dependency_add_on_one_story_do_not_deadlock(api, project, make_story, monkeypatch):
+    """A bulk request holds K's row lock (stalled right after taking its locks) while a
+    single dependency_add on K starts: with one lock order the second one waits and both
+    succeed; bulk taking the row lock before the blocks-graph lock deadlocked (503)."""
+    from stories.bulk import apply
+
+    update_stories = apply.update_stories
+    locked, go = threading.Event(), threading.Event()
+
+    def stall_holding_the_locks(plan, changed):
+        done = update_stories(plan, changed)
+        locked.set()
+        assert go.wait(15)
+        return done
+
+    monkeypatch.setattr(apply, "update_stories", stall_holding_the_locks)
+    base = f"/projects/{project.slug}/stories/"
+    for round_no in range(2):
+        k, a, x = (make_story(f"D-{round_no}-{name}") for name in ("K", "A", "X"))
+        locked.clear()
+        go.clear()
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            bulk = pool.submit(
+                api, "POST", base + "bulk/", json={"items": [{"key": k.key, "title": "New", "depends_on": [a.key]}]}
+            )
+            assert locked.wait(15), "the bulk request never took its locks"
+            single = pool.submit(api, "POST", base + f"{x.key}/dependencies/", json={"depends_on": k.key})
+            wait_for(lambda: len(backends_waiting_on_locks()) == 1, what="dependency_add to wait for the bulk")
+            go.set()
+            results = bulk.result(timeout=30), single.result(timeout=30)
+        assert [r.status_code for r in results] == [200, 201], [r.text for r in results]
+        assert links_of(k) == {a.key} and links_of(x) == {k.key}
+
+
+def test_two_concurrent_deletes_of_one_dependency_one_wins(api, project, owner, make_story):
+    """Both requests find the link, then queue on it (a second client holds its row): the
+    first removes it, the second must answer 404 and write no second audit row."""
+    base = f"/projects/{project.slug}/stories/"
+    for round_no in range(ROUNDS):
+        story, target = make_story(f"R-{round_no}-S"), make_story(f"R-{round_no}-T")
+        dep = services.dependency_add(actor=owner, story=story, depends_on=target)
+        path = base + f"{story.key}/dependencies/{dep.pk}/"
+        with pg_connect() as control, ThreadPoolExecutor(max_workers=2) as pool:
+            control.execute(f"SELECT id FROM {table(StoryDependency)} WHERE id = %s FOR UPDATE", [dep.pk])
+            futures = [pool.submit(api, "DELETE", path) for _ in range(2)]
+            wait_for(lambda: len(backends_waiting_on_locks()) == 2, what="both deletes queued")
+            control.rollback()
+            results = [f.result(timeout=30) for f in futures]
+        assert sorted(r.status_code for r in results) == [204, 404], [r.text for r in results]
+        loser = next(r for r in results if r.status_code == 404)
+        assert loser.json()["code"] == "not_found"
+        assert not StoryDependency.objects.filter(pk=dep.pk).exists()
+        removed = AuditLog.objects.filter(action="dependency.removed", entity_id=str(dep.pk))
+        assert removed.count() == 1

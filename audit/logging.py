@@ -1,6 +1,7 @@
 """Logging helpers: the current request id on every record, optional JSON lines, and a
 gunicorn logger whose access lines carry the request id too."""
 
+import contextvars
 import json
 import logging
 import os
@@ -17,11 +18,44 @@ def json_logs_enabled() -> bool:
     return os.environ.get("DJANGO_LOG_JSON", "").strip().lower() in ("1", "true", "yes", "on")
 
 
+# The X-Request-ID of the response this thread is serving, for the lines written after
+# Django has returned it (the development server's access lines); set per request by
+# `with_request_id_logging`.
+_response_request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "storyhub_response_request_id", default=None
+)
+
+
 class RequestIdFilter(logging.Filter):
+    """Puts `request_id` on every record: the request being served (the write context),
+    else the request a record is about (Django's `django.request` 4xx / 5xx lines are
+    written after the middleware returned), else the response being sent (`django.server`
+    lines), else "-"."""
+
     def filter(self, record: logging.LogRecord) -> bool:
         if not getattr(record, "request_id", None):
-            record.request_id = current().request_id or "-"
+            about = getattr(getattr(record, "request", None), "request_id", None)
+            record.request_id = (
+                current().request_id or (about if isinstance(about, str) else None) or _response_request_id.get() or "-"
+            )
         return True
+
+
+def with_request_id_logging(application):
+    """Wrap a WSGI application so that log lines written after it answered (the server's
+    access line) still find the request id of the response (its X-Request-ID header)."""
+
+    def wrapped(environ, start_response):
+        _response_request_id.set(None)
+
+        def capture(status, headers, exc_info=None):
+            found = next((value for name, value in headers if name.lower() == "x-request-id"), None)
+            _response_request_id.set(found)
+            return start_response(status, headers, exc_info)
+
+        return application(environ, capture)
+
+    return wrapped
 
 
 class JsonFormatter(logging.Formatter):

@@ -193,8 +193,16 @@ LOGGING = {
         }
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    # axes: lockouts and repeated failures are warnings; its per-attempt notes are noise.
-    "loggers": {"django.db.backends": {"level": "INFO"}, "axes": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        # axes: lockouts and repeated failures are warnings; its per-attempt notes are noise.
+        "axes": {"level": "WARNING"},
+        # Django's own lines (its 4xx / 5xx request lines, the development server's access
+        # lines) go to the console handler above, with the request id, instead of Django's
+        # default handlers, which print them without it.
+        "django": {"handlers": [], "propagate": True},
+        "django.server": {"handlers": [], "propagate": True},
+    },
 }
 
 # Benchmark-only reference views under /bench/ (bench/urls.py); never enable in production.

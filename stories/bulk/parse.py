@@ -140,12 +140,7 @@ class _Parser:
         if not ALLOWED_KEYS.issuperset(raw):
             for name in sorted(str(n) for n in set(raw) - ALLOWED_KEYS):
                 errors.add(index, key, name, "Unknown field.")
-        problem = key_problem(key)
-        if isinstance(problem, ValidationError):
-            errors.add_validation(index, key, problem, "key")
-            return None
-        if problem is not None:
-            errors.add(index, key, "key", problem)
+        if not self._key_ok(index, key):
             return None
         before = len(errors.rows)
         item = Item(index=index, key=key, data=self._plain_fields(index, key, raw))
@@ -161,6 +156,14 @@ class _Parser:
             self._epic(item, raw["epic"])
         self._dependencies(item, raw)
         return item if len(errors.rows) == before else Item(index=index, key=key, data={})
+
+    def _key_ok(self, index: int, key: Any) -> bool:
+        problem = key_problem(key)
+        if isinstance(problem, ValidationError):
+            self.errors.add_validation(index, key, problem, "key")
+        elif problem is not None:
+            self.errors.add(index, key, "key", problem)
+        return problem is None
 
     def _plain_fields(self, index: int, key: str, raw: Mapping[str, Any]) -> dict[str, Any]:
         data: dict[str, Any] = {}

@@ -13,12 +13,16 @@ status a story takes). It exists apart because it must be fast for 10,000 items:
   rows, their `story.created` audit rows (which list the story's dependencies) and
   their dependency rows. Cycles among the new links are checked in memory (new stories
   have no dependents outside the batch, so a cycle through them must lie in the batch);
-- changed stories are locked (SELECT … FOR UPDATE) and updated together: what
+- changed stories are locked (FOR NO KEY UPDATE, in id order, after the dependency-graph
+  lock when the batch may change links: the lock order of stories.services), their links
+  are read again under the lock, and they are updated together: what
   story_update does for one story (new version, points, workflow check unless the batch
   is an import, a status_history row for a status move, one `story.updated` audit row
   with the changes), sent as one batched UPDATE; their changed links go through
   dependency_remove / dependency_add one by one (cycle checks against the database);
-- unchanged stories are compared in memory and write nothing (no audit rows).
+- unchanged stories are compared in memory and write nothing (no audit rows). An item
+  whose fields are as stored but whose dependency list differs is "updated" (its links
+  change, with their own audit rows; the story's version does not).
 
 Any failing item fails the whole batch with BulkValidationError (nothing is written);
 `dry_run=True` runs every step and then rolls the transaction back.

@@ -20,6 +20,7 @@ from .values import ITEM_FIELDS, PLAIN_FIELDS, clean_value, match_status, normal
 DEPENDENCY_TYPES = frozenset(StoryDependency.Type.values)
 ALLOWED_KEYS = frozenset({"key", "dependencies", *ITEM_FIELDS})
 _KEY_RE = re.compile(story_key_validator.regex.pattern)
+_KEY_MAX_LENGTH = Story._meta.get_field("key").max_length
 
 
 @dataclass
@@ -115,7 +116,7 @@ def key_problem(key: Any) -> str | ValidationError | None:
     """Why `key` cannot be a story key (a message or a ValidationError), or None."""
     if not isinstance(key, str) or not key.strip():
         return "Give the story's key (e.g. INF-013)."
-    if len(key) > 64 or ":" in key or not _KEY_RE.match(key):
+    if len(key) > _KEY_MAX_LENGTH or ":" in key or not _KEY_RE.match(key):
         return f"'{key[:80]}' is not a valid key: {story_key_validator.message}"
     try:
         services.check_story_key(key)

@@ -14,7 +14,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 
 from .. import services
-from ..models import Priority, Status
+from ..models import Priority, Status, Story
 
 # Fields an item may carry (besides "key"). "depends_on" is the story's complete list of
 # dependencies: links missing from it are removed; leave it out to keep the links as they are.
@@ -37,7 +37,11 @@ ITEM_FIELDS = (
     "metadata",
     "depends_on",
 )
-TEXT_LIMITS = {"title": 500, "estimate": 32, "branch_name": 255, "file_path": 1000, "owner": 150, "author": 150}
+# Text fields with a length limit: the model's max_length, the check full_clean() would make.
+TEXT_LIMITS = {
+    name: Story._meta.get_field(name).max_length
+    for name in ("title", "estimate", "branch_name", "file_path", "owner", "author")
+}
 PLAIN_FIELDS = ("title", "priority", "estimate", "branch_name", "file_path", "owner", "author", "labels")
 PLAIN_FIELDS += ("created", "last_updated", "body", "metadata")
 MAX_POINTS = 99999  # points_min / points_max are DECIMAL(7, 2)

@@ -10,7 +10,8 @@ service, the bulk upsert (stories.bulk) included, takes its locks in this order,
 two writers can wait for each other:
 
 1. the dependency-graph advisory lock (`lock_blocks_graph()`): every transaction that
-   adds or removes a dependency takes it before any row lock. It serializes link writers,
+   adds or removes a dependency (deleting a story or project removes its links) takes it
+   before any row lock. It serializes link writers,
    so two of them can neither close a cycle between them nor both replace the same list;
 2. story rows (`lock_stories()` / one story's row), `SELECT … FOR NO KEY UPDATE`, in
    ascending id order. A story's links change only under its row lock, so links read
@@ -322,6 +323,7 @@ def project_archive(*, actor, project: Project) -> Project:
 def project_delete(*, actor, project: Project, expected_version: int | None = None) -> None:
     """Delete a project and everything in it (owner role)."""
     require_project_role(actor, project, ProjectMember.Role.OWNER)
+    lock_blocks_graph()  # its stories' links go too (lock order above)
     project = _lock_versioned(project, expected_version, f"Project {project.slug}")
     audit_record(
         actor=actor,
@@ -910,6 +912,7 @@ def story_move(*, actor, story: Story, backlog: Backlog | None, expected_version
 def story_delete(*, actor, story: Story, expected_version: int | None = None) -> None:
     """Delete a story with its dependencies and history (member role)."""
     require_project_role(actor, story.project, ProjectMember.Role.MEMBER)
+    lock_blocks_graph()  # the deletion removes the story's links (lock order above)
     locked = _lock_story(story, for_delete=True)
     _check_version(locked, expected_version)
     audit_record(

@@ -166,3 +166,35 @@ def test_mixed_link_writers_at_once_never_deadlock(api, project, make_story):
     added = AuditLog.objects.filter(action="dependency.added").count()
     removed = AuditLog.objects.filter(action="dependency.removed").count()
     assert added - removed == links
+
+
+def test_bulk_replacing_a_link_and_deleting_its_target_do_not_deadlock(api, project, make_story, monkeypatch):
+    """A bulk request has removed S → T (to add it again as `relates`) and holds that row
+    when T is deleted, whose cascade needs the row; the bulk's new link then needs T. The
+    deletion takes the dependency-graph lock first, as every writer of links does, so it
+    waits instead of deadlocking (503)."""
+    from stories.bulk import apply
+
+    add_links = apply._add_links
+    removed, go = threading.Event(), threading.Event()
+
+    def stall_between_removal_and_addition(plan, additions):
+        removed.set()
+        assert go.wait(15)
+        return add_links(plan, additions)
+
+    monkeypatch.setattr(apply, "_add_links", stall_between_removal_and_addition)
+    base = f"/projects/{project.slug}/stories/"
+    s, t = make_story("DEL-S"), make_story("DEL-T")
+    assert api("POST", base + f"{s.key}/dependencies/", json={"depends_on": t.key}).status_code == 201
+    item = {"key": s.key, "depends_on": [{"depends_on": t.key, "type": "relates"}]}
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        bulk = pool.submit(api, "POST", base + "bulk/", json={"items": [item]})
+        assert removed.wait(15), "the bulk request never removed the old link"
+        deletion = pool.submit(api, "DELETE", base + f"{t.key}/")
+        wait_for(lambda: len(backends_waiting_on_locks()) == 1, what="the deletion to wait for the bulk")
+        go.set()
+        results = bulk.result(timeout=30), deletion.result(timeout=30)
+    assert [r.status_code for r in results] == [200, 204], [r.text for r in results]
+    assert not Story.objects.filter(pk=t.pk).exists()
+    assert not StoryDependency.objects.filter(story=s).exists()

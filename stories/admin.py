@@ -9,7 +9,7 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.widgets import AutocompleteSelect, RelatedFieldWidgetWrapper
 from django.core.exceptions import PermissionDenied
-from django.db import models
+from django.db import models, transaction
 from django.db.models import Count
 from django.http import Http404, StreamingHttpResponse
 from django.template.response import TemplateResponse
@@ -588,6 +588,16 @@ class StoryAdmin(ServiceAdminMixin, ProjectScopedMixin, admin.ModelAdmin):
             return 0
         links = StoryDependency.objects.filter(models.Q(story_id=object_id) | models.Q(depends_on_id=object_id))
         return links.count() - only_visible_links(request, links).count()
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        if request.method != "POST":
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        # The story and its link inlines are saved in one transaction, which locks the
+        # story's row and then writes links: the dependency-graph lock comes first (the
+        # lock order in stories.services).
+        with transaction.atomic():
+            services.lock_blocks_graph()
+            return super().changeform_view(request, object_id, form_url, extra_context)
 
     # --- list
     def get_queryset(self, request):

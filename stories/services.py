@@ -10,9 +10,10 @@ service, the bulk upsert (stories.bulk) included, takes its locks in this order,
 two writers can wait for each other:
 
 1. the dependency-graph advisory lock (`lock_blocks_graph()`): every transaction that
-   adds or removes a dependency (deleting a story or project removes its links) takes it
-   before any row lock. It serializes link writers, so two of them can neither close a
-   cycle between them nor both replace the same list;
+   adds or removes a dependency (deleting a story or project removes its links), or
+   locks more than one story row (bulk, the admin's story page with its link inlines),
+   takes it before any row lock. It serializes link writers, so two of them can neither
+   close a cycle between them nor both replace the same list;
 2. story rows (`lock_stories()` / one story's row), `SELECT … FOR NO KEY UPDATE`, in
    ascending id order. A story's links change only under its row lock, so links read
    after taking it stay true until the commit. The id of a story never changes, so these

@@ -65,9 +65,11 @@ def apply_plan(plan: Plan) -> None:
 
 
 def writes_links(plan: Plan) -> bool:
-    """Whether the batch may add or remove links: a new story with dependencies, or a
-    changed story whose dependency list is given."""
-    return any(
+    """Whether the batch takes the dependency-graph lock: it may add or remove links (a
+    new story with dependencies, a changed story whose dependency list is given) or it
+    locks more than one story row."""
+    updated = [item for item in plan.items if item.outcome == "updated"]
+    return len(updated) > 1 or any(
         (item.outcome == "created" and item.deps) or (item.outcome == "updated" and item.deps is not None)
         for item in plan.items
     )

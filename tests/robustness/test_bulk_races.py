@@ -198,3 +198,52 @@ def test_bulk_replacing_a_link_and_deleting_its_target_do_not_deadlock(api, proj
     assert [r.status_code for r in results] == [200, 204], [r.text for r in results]
     assert not Story.objects.filter(pk=t.pk).exists()
     assert not StoryDependency.objects.filter(story=s).exists()
+
+
+def test_admin_story_save_with_link_inlines_and_dependency_add_do_not_deadlock(api, project, make_story, monkeypatch):
+    """The admin saves a story (its row locked by story_update) and then its dependency
+    inline, in one transaction, while a dependency_add on the same story starts: the admin
+    page takes the dependency-graph lock before the story's row, so the other writer waits
+    instead of deadlocking with it (503 / 500)."""
+    from django.test import Client
+    from django.urls import reverse
+
+    from tests.admin.conftest import add_inline_row, admin_form_data
+    from tests.factories import UserFactory
+
+    story_update = services.story_update
+    locked, go = threading.Event(), threading.Event()
+
+    def stall_after_the_story_row(**kwargs):
+        story = story_update(**kwargs)
+        locked.set()
+        assert go.wait(15)
+        return story
+
+    s, a, x = make_story("ADM-S"), make_story("ADM-A"), make_story("ADM-X")
+    admin = Client()
+    admin.force_login(UserFactory(username="root", is_staff=True, is_superuser=True))
+    change = reverse("admin:stories_story_change", args=[s.pk])
+    data = admin_form_data(admin.get(change))
+    data["title"] = "Changed in the admin"
+    add_inline_row(data, "dependencies", depends_on=a.pk, type="blocks")
+    monkeypatch.setattr(services, "story_update", stall_after_the_story_row)
+    base = f"/projects/{project.slug}/stories/"
+
+    def post_the_admin_form():
+        from django.db import connections
+
+        try:
+            return admin.post(change, data)
+        finally:
+            connections.close_all()  # this thread's connection, before the test database goes
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        saved = pool.submit(post_the_admin_form)
+        assert locked.wait(15), "the admin never saved the story"
+        single = pool.submit(api, "POST", base + f"{s.key}/dependencies/", json={"depends_on": x.key})
+        wait_for(lambda: len(backends_waiting_on_locks()) == 1, what="dependency_add to wait for the admin")
+        go.set()
+        page, response = saved.result(timeout=30), single.result(timeout=30)
+    assert (page.status_code, response.status_code) == (302, 201), response.text
+    assert links_of(s) == {a.key, x.key}

@@ -299,7 +299,7 @@ def _lock_stories(plan: Plan, changed: list[Item]) -> dict[int, Story]:
     with_links = [item.story_id for item in changed if item.deps is not None and item.story_id in locked]
     for story_id in with_links:
         plan.existing_deps.pop(story_id, None)
-    plan.existing_deps.update(read_links(with_links))
+    plan.existing_deps.update(read_links(with_links, reader=plan.actor))
     return locked
 
 

@@ -24,7 +24,8 @@ from typing import Any
 
 import orjson
 from django.core.exceptions import ValidationError
-from django.db.models import QuerySet
+from django.db.models import QuerySet, TextField
+from django.db.models.functions import Cast
 from django.utils.text import slugify
 
 from .bulk import clean_value, match_status, normalize_status_word
@@ -65,6 +66,12 @@ _VALUES = (
     "created_at",
     "updated_at",
 )
+# The JSON export copies the stored JSON text of these columns as it is (orjson.Fragment):
+# no decoding and re-encoding, so a stored value orjson could not encode (deeper than its
+# 254 levels, an integer beyond 64 bits) is exported intact instead of ending the stream.
+_JSON_COLUMNS = ("labels", "metadata")
+_VALUES_JSON_AS_TEXT = tuple(v for v in _VALUES if v not in _JSON_COLUMNS)
+_JSON_AS_TEXT = {f"{name}_json": Cast(name, TextField()) for name in _JSON_COLUMNS}
 CSV_COLUMNS = (
     "key",
     "title",
@@ -129,10 +136,13 @@ def iter_story_dicts(
     history: bool = False,
     progress: Progress | None = None,
     reader=None,
+    json_as_fragments: bool = False,
 ) -> Iterator[dict[str, Any]]:
     """Story dicts in key order, CHUNK at a time (keyset pagination on the key);
     `progress(done)` after each chunk. A dependency on a story `reader` cannot see is
-    left out (`reader=None`: the system, which sees every project)."""
+    left out (`reader=None`: the system, which sees every project). `json_as_fragments`:
+    labels and metadata as their stored JSON text wrapped in orjson.Fragment (for orjson
+    output only)."""
     seen = reader_visibility(reader)
     last = None
     done = 0
@@ -140,7 +150,14 @@ def iter_story_dicts(
         page = queryset.order_by("key")
         if last is not None:
             page = page.filter(key__gt=last)
-        rows = list(page.values(*_VALUES)[:CHUNK])
+        if json_as_fragments:
+            rows = list(page.values(*_VALUES_JSON_AS_TEXT, **_JSON_AS_TEXT)[:CHUNK])
+            for r in rows:
+                for name in _JSON_COLUMNS:
+                    text = r.pop(f"{name}_json")
+                    r[name] = None if text is None else orjson.Fragment(text)
+        else:
+            rows = list(page.values(*_VALUES)[:CHUNK])
         if not rows:
             return
         last = rows[-1]["key"]
@@ -387,7 +404,10 @@ def stream_json(
     opening = orjson.dumps(head, default=_json_default)
     yield opening[:-1] + b',"stories":['
     first = True
-    for story in iter_story_dicts(queryset, project.pk, history=True, progress=progress, reader=reader):
+    stories = iter_story_dicts(
+        queryset, project.pk, history=True, progress=progress, reader=reader, json_as_fragments=True
+    )
+    for story in stories:
         yield (b"" if first else b",") + orjson.dumps(story, default=_json_default)
         first = False
     yield b"]}\n"

@@ -12,6 +12,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from storyhub.validators import validate_json_value
+
 
 class StatusWriteError(Exception):
     """Raised when code tries to change a story's status around the service layer."""
@@ -53,8 +55,8 @@ class Project(TimestampedModel):
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="owned_projects"
     )
-    metadata = models.JSONField(default=dict, blank=True)
-    settings = models.JSONField(default=dict, blank=True)
+    metadata = models.JSONField(default=dict, blank=True, validators=[validate_json_value])
+    settings = models.JSONField(default=dict, blank=True, validators=[validate_json_value])
     version = version_field()
 
     class Meta:
@@ -92,8 +94,8 @@ class Backlog(TimestampedModel):
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="owned_backlogs"
     )
-    metadata = models.JSONField(default=dict, blank=True)
-    settings = models.JSONField(default=dict, blank=True)
+    metadata = models.JSONField(default=dict, blank=True, validators=[validate_json_value])
+    settings = models.JSONField(default=dict, blank=True, validators=[validate_json_value])
     version = version_field()
 
     class Meta:
@@ -128,7 +130,7 @@ class Status(models.Model):
     category = models.CharField(max_length=20, choices=Category.choices)
     order = models.PositiveIntegerField(default=0)
     # Slugs this status may move to; empty means any status of the workflow.
-    allowed_transitions = models.JSONField(default=list, blank=True)
+    allowed_transitions = models.JSONField(default=list, blank=True, validators=[validate_json_value])
     version = version_field()
 
     class Meta:
@@ -232,11 +234,11 @@ class Story(TimestampedModel):
     file_path = models.CharField(max_length=1000, blank=True, default="")
     owner = models.CharField(max_length=150, blank=True, default="")
     author = models.CharField(max_length=150, blank=True, default="")
-    labels = models.JSONField(default=list, blank=True)
+    labels = models.JSONField(default=list, blank=True, validators=[validate_json_value])
     created = models.DateField(null=True, blank=True)
     last_updated = models.DateField(null=True, blank=True)
     body = models.TextField(blank=True, default="")
-    metadata = models.JSONField(default=dict, blank=True)
+    metadata = models.JSONField(default=dict, blank=True, validators=[validate_json_value])
     version = models.PositiveIntegerField(default=1)
 
     objects = StoryQuerySet.as_manager()

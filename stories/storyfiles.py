@@ -24,6 +24,8 @@ from typing import Any
 
 import yaml
 
+from storyhub.validators import JSON_MAX_DEPTH, json_depth
+
 SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 # The key in metadata holding the original front matter (None: the file had none).
@@ -163,6 +165,8 @@ def load_front_matter(front: str) -> dict[str, Any]:
         raise StoryFileError(f"malformed YAML front matter: {problem}", line=line) from None
     except yaml.YAMLError as exc:
         raise StoryFileError(f"malformed YAML front matter: {exc}", line=2) from None
+    except RecursionError:  # the loader builds nested values recursively
+        raise StoryFileError("YAML front matter nested too deeply", line=2) from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -343,6 +347,10 @@ def story_front_matter(values: Mapping[str, Any], order: list[str]) -> str:
         value = values[key]
         if key == "estimate" and isinstance(value, str):
             rendered = " " + yaml_scalar(value, quote=True)  # house style: estimate: "3sp"
+        elif isinstance(value, dict | list) and json_depth(value) > JSON_MAX_DEPTH:
+            # Stored before the depth limit: JSON (which YAML reads) on one line, ASCII only,
+            # not an indented block per level.
+            rendered = " " + json.dumps(value, default=str)
         else:
             rendered = _after_colon(value, 0)
         lines.append(f"{yaml_scalar(key)}:{rendered}")

@@ -16,8 +16,8 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         header = authentication.get_authorization_header(request).decode("latin-1")
         if not header:
             return None
-        parts = header.split()
-        if parts[0].lower() != self.keyword.lower():
+        parts = header.split()  # str.split() also splits on U+0085 and U+00A0
+        if not parts or parts[0].lower() != self.keyword.lower():
             return None
         if len(parts) != 2:
             raise exceptions.AuthenticationFailed("Give the header as 'Authorization: Bearer <key>'.")

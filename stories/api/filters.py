@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import datetime
+
 import django_filters
 from django.db import connection
 from django.db.models import Q
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from stories.models import Priority, StatusCategory, Story
 
@@ -46,8 +50,29 @@ class StoryFilter(django_filters.FilterSet):
         return queryset.filter(priority__in=[PRIORITY_BY_WORD[w] for w in value]) if value else queryset
 
 
-# ordering name -> (model field, cursor value parser)
+# ordering name -> model field
 ORDERINGS = {"id": "id", "key": "key", "priority": "priority", "updated_at": "updated_at", "created_at": "created_at"}
+# Whole numbers the database's BIGINT holds (SQLite raises OverflowError beyond them).
+_BIGINT = range(-(2**63), 2**63)
+
+
+def cursor_value(field: str, value):
+    """A cursor's value for ordering `field`, as the field's type, or ValueError: a
+    cursor made for another ordering (or by hand) must be a 400, not a 500."""
+    if field == "id":
+        return value  # the keyset is the id alone
+    if field == "key":
+        if not isinstance(value, str) or "\x00" in value:
+            raise ValueError(value)
+        return value
+    if field == "priority":
+        if isinstance(value, bool) or not isinstance(value, int) or value not in _BIGINT:
+            raise ValueError(value)
+        return value
+    when = parse_datetime(value) if isinstance(value, str) else None  # created_at / updated_at
+    if when is None:
+        raise ValueError(value)
+    return when if timezone.is_aware(when) else timezone.make_aware(when, datetime.UTC)
 
 
 def keyset_filter(field: str, descending: bool, value, last_id: int) -> Q:

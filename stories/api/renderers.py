@@ -27,5 +27,9 @@ class ORJSONRenderer(JSONRenderer):
         except orjson.JSONEncodeError:
             # Integers beyond 64 bits (valid JSON, kept verbatim in metadata / settings)
             # are the one thing orjson refuses; the standard library writes them as they are.
+            # A lone surrogate (legacy data, or echoed in an error) is not UTF-8 either: escape it.
             text = json.dumps(data, default=_default, ensure_ascii=False, separators=(",", ":"))
-            return text.encode()
+            try:
+                return text.encode()
+            except UnicodeEncodeError:
+                return json.dumps(data, default=_default, separators=(",", ":")).encode()

@@ -24,7 +24,7 @@ from stories.permissions import project_role
 from storyhub.errors import NotFoundError, PreconditionFailed, StaleVersionError
 
 from . import serializers as s
-from .filters import ORDERINGS, StoryFilter, keyset_filter
+from .filters import ORDERINGS, StoryFilter, cursor_value, keyset_filter
 from .payloads import story_list_payload, story_payload, story_values
 from .permissions import get_project_for, project_access, require_role
 
@@ -108,7 +108,9 @@ def encode_cursor(value, last_id: int) -> str:
 def decode_cursor(raw: str) -> tuple:
     try:
         value, last_id = orjson.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
-        if not isinstance(last_id, int) or isinstance(value, list | dict):
+        if isinstance(last_id, bool) or not isinstance(last_id, int) or not 0 <= last_id < 2**63:
+            raise ValueError
+        if isinstance(value, list | dict):
             raise ValueError
         return value, last_id
     except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError):
@@ -257,6 +259,10 @@ def story_page(request, queryset) -> Response:
     cursor = request.query_params.get("cursor")
     if cursor:
         value, last_id = decode_cursor(cursor)
+        try:
+            value = cursor_value(field, value)
+        except (ValueError, OverflowError):
+            raise ValidationError({"cursor": ["This cursor does not fit the ordering; start again without it."]}) from None
         if field == "id":
             queryset = queryset.filter(**{("id__lt" if descending else "id__gt"): last_id})
         else:

@@ -13,6 +13,8 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.utils.text import slugify
 
+from storyhub.validators import text_problems
+
 from .. import services
 from ..models import Backlog, Epic, Status, Story, StoryDependency, story_key_validator
 from .values import ITEM_FIELDS, PLAIN_FIELDS, clean_value, match_status, normalize_status_word
@@ -132,10 +134,19 @@ class _Parser:
         self.new_statuses: dict[str, str] = {}
         self.slug_cache: dict[str, str] = {}
 
+    def refuse_bad_text(self, index: int, raw: Mapping[str, Any]) -> bool:
+        """Lone surrogates or NUL in any string of the item (keys too): each field named."""
+        problems = text_problems(raw)
+        for name, reason in problems.items():
+            self.errors.add(index, None if "key" in problems else raw.get("key"), name, reason)
+        return bool(problems)
+
     def parse_item(self, index: int, raw: Any) -> Item | None:
         errors = self.errors
         if not isinstance(raw, Mapping):
             errors.add(index, None, "non_field_errors", "Give an object with a key and the story's fields.")
+            return None
+        if self.refuse_bad_text(index, raw):
             return None
         key = raw.get("key")
         if not ALLOWED_KEYS.issuperset(raw):

@@ -13,6 +13,8 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 
+from storyhub.validators import validate_json_value
+
 from .. import services
 from ..models import Priority, Status, Story
 
@@ -111,6 +113,7 @@ def clean_value(name: str, value: Any) -> Any:
             return {}
         if not isinstance(value, dict):
             raise ValidationError("Give an object (a mapping of keys to values).")
+        validate_json_value(value)  # the one depth and size limit (also keeps jsonable's recursion short)
         return jsonable(value)
     raise AssertionError(name)
 
@@ -142,6 +145,7 @@ def _clean_labels(value: Any) -> list[str]:
         value = [value]
     if not isinstance(value, list | tuple) or not all(isinstance(x, str) for x in value):
         raise ValidationError("Give a list of strings.")
+    validate_json_value(list(value))
     return list(value)
 
 

@@ -224,7 +224,7 @@ REST_FRAMEWORK = {
         "stories.api.permissions.ReadOnlyKeyPermission",
     ],
     "DEFAULT_RENDERER_CLASSES": ["stories.api.renderers.ORJSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["stories.api.parsers.JSONParser"],
     "DEFAULT_THROTTLE_CLASSES": ["stories.api.throttling.KeyOrUserRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {
         "api_key": env("API_THROTTLE_KEY", default="600/min"),

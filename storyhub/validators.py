@@ -1,0 +1,132 @@
+"""Limits on the input StoryHub stores, in one place: JSON values (story metadata and
+labels, project and backlog metadata / settings, a status's allowed transitions) and the
+JSON documents the API parses. The model fields' validators, the services (bulk upsert,
+import), the API's JSON parser and the admin's JSON form fields all use these.
+
+Why: an over-deep value is accepted by the standard library (up to its recursion limit)
+but not by orjson (254 levels on output), which broke exports half-way; a document nested
+~1,000 levels deep crashed the parser itself; a lone surrogate (``"\\ud800"``) is valid
+JSON text but not Unicode, which PostgreSQL refuses and SQLite's driver cannot encode.
+
+No imports from the apps: models import this module.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from itertools import accumulate
+
+from django.core.exceptions import ValidationError
+
+# One stored JSON value: containers nested at most this deep ({"a": {"b": 1}} is 2) ...
+JSON_MAX_DEPTH = 32
+# ... and at most this many bytes as compact UTF-8 JSON.
+JSON_MAX_BYTES = 64 * 1024
+# A whole JSON document (an API request body): refused before it is decoded when nested
+# deeper than this. Above JSON_MAX_DEPTH plus any envelope, so an over-deep value in a
+# body gets its field's error; far below the decoder's recursion limit (~1,000).
+JSON_DOCUMENT_MAX_DEPTH = 512
+
+# Text that cannot be stored: NUL (PostgreSQL refuses it) and lone surrogates (not Unicode).
+_BAD_CHAR = re.compile("[\x00\ud800-\udfff]")
+
+
+def text_problem(text: str) -> str | None:
+    """Why `text` cannot be stored, or None."""
+    found = _BAD_CHAR.search(text)
+    if found is None:
+        return None
+    if found.group() == "\x00":
+        return "NUL characters are not allowed."
+    return f"Lone surrogate U+{ord(found.group()):04X} is not allowed: text must be valid Unicode."
+
+
+def validate_text(text: str) -> None:
+    """Django validator: `text` holds no NUL character or lone surrogate."""
+    problem = text_problem(text) if isinstance(text, str) else None
+    if problem:
+        raise ValidationError(problem, code="invalid_text")
+
+
+def _walk_problem(value, max_depth: int | None) -> str | None:
+    """The first unstorable string (or key) in `value`, or its nesting beyond
+    `max_depth` (None: any depth). Iterative, so any depth is safe to walk."""
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            problem = text_problem(item)
+            if problem:
+                return problem
+            continue
+        if isinstance(item, dict):
+            children = list(item.values())
+            stack.extend((key, depth) for key in item if isinstance(key, str))
+        elif isinstance(item, list | tuple):
+            children = item
+        else:
+            continue
+        if max_depth is not None and depth + 1 > max_depth:
+            return f"Nested deeper than {max_depth} levels (the limit for a JSON value)."
+        stack.extend((child, depth + 1) for child in children)
+    return None
+
+
+def json_depth(value) -> int:
+    """How many containers `value` nests (a scalar: 0, {"a": [1]}: 2), without recursion."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list | tuple) else None
+        if children is not None:
+            deepest = max(deepest, depth)
+            stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list | tuple))
+    return deepest
+
+
+def text_problems(fields) -> dict[str, str]:
+    """Field name -> why a string in that field (at any depth, keys included) cannot be
+    stored, for a mapping of input fields (a bulk item, a story file)."""
+    problems = {}
+    for name, value in fields.items():
+        problem = text_problem(name) if isinstance(name, str) else None
+        problem = problem or _walk_problem(value, None)
+        if problem:
+            problems[str(name)] = problem
+    return problems
+
+
+def json_value_problem(value) -> str | None:
+    """Why `value` (a decoded JSON value) may not be stored, or None."""
+    problem = _walk_problem(value, JSON_MAX_DEPTH)
+    if problem:
+        return problem
+    size = len(json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str).encode("utf-8"))
+    if size > JSON_MAX_BYTES:
+        return f"Larger than {JSON_MAX_BYTES:,} bytes as JSON (this one has {size:,}; the limit for a JSON value)."
+    return None
+
+
+def validate_json_value(value) -> None:
+    """Django validator for every stored JSON value: at most JSON_MAX_DEPTH levels and
+    JSON_MAX_BYTES bytes, no NUL character or lone surrogate in its strings and keys."""
+    problem = json_value_problem(value)
+    if problem:
+        raise ValidationError(problem, code="invalid_json_value")
+
+
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
+
+
+def json_text_depth_exceeds(text: str, limit: int = JSON_DOCUMENT_MAX_DEPTH) -> bool:
+    """Whether the JSON text `text` opens more than `limit` nested containers, found
+    without decoding it (so before a recursive decoder could run out of stack). Brackets
+    inside strings do not count. For malformed text the answer may err on "too deep"."""
+    if text.count("[") + text.count("{") <= limit:
+        return False
+    brackets = _NOT_BRACKET.sub("", _JSON_STRING.sub("", text))
+    return max(accumulate(map(_STEP.__getitem__, brackets)), default=0) > limit

@@ -22,13 +22,14 @@ from typing import Any
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, models, transaction
 from django.http import HttpResponseRedirect
 from django.urls import reverse
 
 from stories.models import ProjectMember
 from stories.rules import request_roles
 from storyhub.errors import ApplicationError
+from storyhub.validators import JSON_MAX_DEPTH, json_text_depth_exceeds
 
 SERVICE_ERRORS = (ApplicationError, ValidationError, PermissionDenied)
 
@@ -248,11 +249,38 @@ class ProjectScopedMixin:
         return has_role(request, self.project_id_of(obj), self.delete_role)
 
 
+class BoundedJSONFormField(forms.JSONField):
+    """The admin's JSON text box: text nested deeper than a stored value may be is refused
+    before it is decoded (Django's decoder would recurse until RecursionError, a 500);
+    size and the rest are the model field's validator (storyhub.validators)."""
+
+    def to_python(self, value):
+        if isinstance(value, str) and json_text_depth_exceeds(value, JSON_MAX_DEPTH):
+            raise ValidationError(f"Nested deeper than {JSON_MAX_DEPTH} levels (the limit for a JSON value).")
+        return super().to_python(value)
+
+    def bound_data(self, data, initial):
+        # Shown again as typed when refused (re-decoding it would recurse just the same).
+        if isinstance(data, str) and json_text_depth_exceeds(data, JSON_MAX_DEPTH):
+            return forms.fields.InvalidJSONInput(data)
+        return super().bound_data(data, initial)
+
+
+def bounded_json_formfield(db_field, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """formfield_for_dbfield kwargs giving a JSONField the bounded form field."""
+    if isinstance(db_field, models.JSONField):
+        kwargs.setdefault("form_class", BoundedJSONFormField)
+    return kwargs
+
+
 class ServiceAdminMixin:
     """ModelAdmin views that show ServiceFailed as form errors or messages.
 
     Subclasses implement `service_create(request, form)` → saved object,
     `service_update(request, original, form)` and `service_delete(request, obj)`."""
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        return super().formfield_for_dbfield(db_field, request, **bounded_json_formfield(db_field, kwargs))
 
     def service_create(self, request, form):
         raise NotImplementedError
@@ -355,6 +383,9 @@ class ServiceInlineMixin:
     add_role = ProjectMember.Role.MEMBER
     change_role = ProjectMember.Role.MEMBER
     delete_role = ProjectMember.Role.MEMBER
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        return super().formfield_for_dbfield(db_field, request, **bounded_json_formfield(db_field, kwargs))
 
     def parent_project_id(self, parent) -> int | None:
         return None if parent is None else parent.project_id

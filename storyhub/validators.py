@@ -14,7 +14,6 @@ No imports from the apps: models import this module.
 from __future__ import annotations
 
 import json
-import re
 from itertools import accumulate
 
 from django.core.exceptions import ValidationError
@@ -28,18 +27,18 @@ JSON_MAX_BYTES = 64 * 1024
 # body gets its field's error; far below the decoder's recursion limit (~1,000).
 JSON_DOCUMENT_MAX_DEPTH = 512
 
-# Text that cannot be stored: NUL (PostgreSQL refuses it) and lone surrogates (not Unicode).
-_BAD_CHAR = re.compile("[\x00\ud800-\udfff]")
-
-
 def text_problem(text: str) -> str | None:
-    """Why `text` cannot be stored, or None."""
-    found = _BAD_CHAR.search(text)
-    if found is None:
-        return None
-    if found.group() == "\x00":
+    """Why `text` cannot be stored, or None: a NUL character (PostgreSQL refuses it) or a
+    lone surrogate (not Unicode: PostgreSQL refuses it, SQLite's driver cannot encode it)."""
+    if "\x00" in text:
         return "NUL characters are not allowed."
-    return f"Lone surrogate U+{ord(found.group()):04X} is not allowed: text must be valid Unicode."
+    if text.isascii():
+        return None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return f"Lone surrogate U+{ord(text[exc.start]):04X} is not allowed: text must be valid Unicode."
+    return None
 
 
 def validate_text(text: str) -> None:
@@ -117,9 +116,10 @@ def validate_json_value(value) -> None:
         raise ValidationError(problem, code="invalid_json_value")
 
 
-_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
-_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
-_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
+_STEP = [0] * 256
+_STEP[ord("[")] = _STEP[ord("{")] = 1
+_STEP[ord("]")] = _STEP[ord("}")] = -1
+_NOT_BRACKETS = bytes(c for c in range(256) if _STEP[c] == 0)
 
 
 def json_text_depth_exceeds(text: str, limit: int = JSON_DOCUMENT_MAX_DEPTH) -> bool:
@@ -128,5 +128,10 @@ def json_text_depth_exceeds(text: str, limit: int = JSON_DOCUMENT_MAX_DEPTH) -> 
     inside strings do not count. For malformed text the answer may err on "too deep"."""
     if text.count("[") + text.count("{") <= limit:
         return False
-    brackets = _NOT_BRACKET.sub("", _JSON_STRING.sub("", text))
+    # Drop escaped backslashes, then escaped quotes: every quote left opens or closes a
+    # string, so every other piece of the text is outside strings (in valid JSON, and in
+    # the valid part a decoder reads before it stops at an error).
+    unescaped = text.replace("\\\\", "").replace('\\"', "")
+    outside = "".join(unescaped.split('"')[::2]).encode("ascii", "ignore")
+    brackets = outside.translate(None, _NOT_BRACKETS)
     return max(accumulate(map(_STEP.__getitem__, brackets)), default=0) > limit

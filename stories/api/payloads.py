@@ -60,7 +60,10 @@ def _json(text: str | None):
         return None
     if _LONG_NUMBER.search(text):
         return json.loads(text)
-    return orjson.loads(text)
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:  # stored before the JSON value limits (e.g. a lone surrogate)
+        return json.loads(text)
 
 
 def story_values(queryset: QuerySet[Story]) -> QuerySet:

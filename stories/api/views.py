@@ -262,7 +262,9 @@ def story_page(request, queryset) -> Response:
         try:
             value = cursor_value(field, value)
         except (ValueError, OverflowError):
-            raise ValidationError({"cursor": ["This cursor does not fit the ordering; start again without it."]}) from None
+            raise ValidationError(
+                {"cursor": ["This cursor does not fit the ordering; start again without it."]}
+            ) from None
         if field == "id":
             queryset = queryset.filter(**{("id__lt" if descending else "id__gt"): last_id})
         else:

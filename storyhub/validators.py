@@ -27,6 +27,7 @@ JSON_MAX_BYTES = 64 * 1024
 # body gets its field's error; far below the decoder's recursion limit (~1,000).
 JSON_DOCUMENT_MAX_DEPTH = 512
 
+
 def text_problem(text: str) -> str | None:
     """Why `text` cannot be stored, or None: a NUL character (PostgreSQL refuses it) or a
     lone surrogate (not Unicode: PostgreSQL refuses it, SQLite's driver cannot encode it)."""

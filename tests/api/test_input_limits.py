@@ -167,6 +167,17 @@ def test_import_applies_the_limit(member_client, project):
     assert not Story.objects.filter(project=project).exists()
 
 
+def test_import_command_applies_the_limit(project, tmp_path):
+    from django.core.management import CommandError, call_command
+
+    (tmp_path / "a.md").write_text("---\nid: C-1\ntitle: T\nextra: " + json.dumps(nested(40)) + "\n---\nbody\n")
+    out = io.StringIO()
+    with pytest.raises(CommandError):
+        call_command("import_stories", str(tmp_path), "--project", project.slug, stdout=out)
+    assert f"a.md:2  metadata: {DEPTH_REASON}" in out.getvalue()
+    assert not Story.objects.filter(project=project).exists()
+
+
 def test_admin_forms_apply_the_limit(story):
     from tests.admin.conftest import admin_form_data
     from tests.factories import UserFactory

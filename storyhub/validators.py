@@ -49,12 +49,18 @@ def validate_text(text: str) -> None:
         raise ValidationError(problem, code="invalid_text")
 
 
-def _walk_problem(value, max_depth: int | None) -> str | None:
-    """The first unstorable string (or key) in `value`, or its nesting beyond
-    `max_depth` (None: any depth). Iterative, so any depth is safe to walk."""
+def _walk_problem(value) -> str | None:
+    """The first unstorable string (or key) in `value`, its nesting beyond JSON_MAX_DEPTH,
+    or more parts than JSON_MAX_BYTES could hold (each takes a byte at least; this also
+    stops YAML aliases that repeat one part exponentially, or a value that contains
+    itself). Iterative, so any depth is safe to walk."""
     stack = [(value, 0)]
+    parts = 0
     while stack:
         item, depth = stack.pop()
+        parts += 1
+        if parts > JSON_MAX_BYTES:
+            return f"Larger than {JSON_MAX_BYTES:,} bytes as JSON (the limit for a JSON value)."
         if isinstance(item, str):
             problem = text_problem(item)
             if problem:
@@ -67,8 +73,8 @@ def _walk_problem(value, max_depth: int | None) -> str | None:
             children = item
         else:
             continue
-        if max_depth is not None and depth + 1 > max_depth:
-            return f"Nested deeper than {max_depth} levels (the limit for a JSON value)."
+        if depth + 1 > JSON_MAX_DEPTH:
+            return f"Nested deeper than {JSON_MAX_DEPTH} levels (the limit for a JSON value)."
         stack.extend((child, depth + 1) for child in children)
     return None
 
@@ -87,12 +93,12 @@ def json_depth(value) -> int:
 
 
 def text_problems(fields) -> dict[str, str]:
-    """Field name -> why a string in that field (at any depth, keys included) cannot be
-    stored, for a mapping of input fields (a bulk item, a story file)."""
+    """Field name -> why a string in that field (keys included) cannot be stored, or why
+    the field is too deep or large to walk, for a mapping of input fields (a bulk item)."""
     problems = {}
     for name, value in fields.items():
         problem = text_problem(name) if isinstance(name, str) else None
-        problem = problem or _walk_problem(value, None)
+        problem = problem or _walk_problem(value)
         if problem:
             problems[str(name)] = problem
     return problems
@@ -100,7 +106,7 @@ def text_problems(fields) -> dict[str, str]:
 
 def json_value_problem(value) -> str | None:
     """Why `value` (a decoded JSON value) may not be stored, or None."""
-    problem = _walk_problem(value, JSON_MAX_DEPTH)
+    problem = _walk_problem(value)
     if problem:
         return problem
     size = len(json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str).encode("utf-8"))

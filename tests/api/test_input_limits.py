@@ -473,3 +473,28 @@ def test_odd_path_segments_are_never_a_500(owner, project, story):
         ]:
             response = client.get(path, HTTP_AUTHORIZATION=f"Bearer {key}")
             assert response.status_code < 500, (path, response.status_code)
+
+
+def test_values_that_contain_themselves_or_repeat_exponentially_are_refused(member, project):
+    loop: list = []
+    loop.append(loop)
+    assert json_value_problem(loop) == DEPTH_REASON
+    laughs: list = ["ha"] * 10
+    for _ in range(12):  # 10**12 parts when expanded, a few hundred objects in memory
+        laughs = [laughs] * 10
+    assert "Larger than" in json_value_problem({"x": laughs[0][0][0][0][0][0]})
+    with pytest.raises(BulkValidationError) as caught:
+        story_bulk_upsert(actor=member, project=project, items=[{"key": "L-1", "title": "t", "metadata": {"l": loop}}])
+    assert caught.value.errors[0]["field"] == "metadata"
+
+
+def test_import_refuses_a_yaml_alias_bomb(member_client, project):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]
+    text = "---\nid: Y-1\ntitle: T\n" + "\n".join(lines) + "\n---\nbody\n"
+    upload = SimpleUploadedFile("y.md", text.encode(), content_type="text/markdown")
+    response = member_client.post(P + "import/", {"files": [upload]}, format="multipart")
+    assert response.status_code == 400
+    assert "Larger than" in response.json()["report"]["files"][0]["reason"]

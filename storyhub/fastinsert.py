@@ -8,6 +8,7 @@ it is Django's bulk_create. Callers validate before inserting; this only writes.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,6 +18,14 @@ from django.db import connection, models
 
 def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _json_text(value: Any) -> str:
+    try:
+        return orjson.dumps(value, default=_json_default).decode()
+    except orjson.JSONEncodeError:
+        # An integer beyond 64 bits (valid JSON, kept verbatim): the standard library writes it.
+        return json.dumps(value, default=_json_default, ensure_ascii=False)
 
 
 def insert_rows(
@@ -59,7 +68,7 @@ def insert_rows(
             for n, row in enumerate(rows):
                 values = list(row)
                 for i in json_positions:
-                    values[i] = orjson.dumps(values[i], default=_json_default).decode()
+                    values[i] = _json_text(values[i])
                 if ids is not None:
                     values.insert(0, ids[n])
                 copy.write_row(values)

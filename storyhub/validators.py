@@ -14,6 +14,7 @@ No imports from the apps: models import this module.
 from __future__ import annotations
 
 import json
+import math
 from itertools import accumulate
 
 from django.core.exceptions import ValidationError
@@ -66,6 +67,8 @@ def _walk_problem(value) -> str | None:
             if problem:
                 return problem
             continue
+        if isinstance(item, float) and not math.isfinite(item):  # 1e400 decodes to infinity
+            return "NaN and infinity cannot be stored."
         if isinstance(item, dict):
             children = list(item.values())
             stack.extend((key, depth) for key in item if isinstance(key, str))

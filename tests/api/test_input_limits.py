@@ -117,6 +117,14 @@ def test_every_api_write_applies_the_json_limit(owner_client, story, method, pat
     assert AuditLog.objects.count() == before
 
 
+def test_a_number_too_large_for_a_float_is_refused_not_stored_as_infinity(member_client, story):
+    # Infinity is no JSON: PostgreSQL refuses it, SQLite stored it and the JSON export was broken.
+    body = '{"metadata": {"a": 1e400}}'
+    response = member_client.patch(P + "stories/INF-001/", body, content_type="application/json")
+    assert response.status_code == 400
+    assert response.json()["details"] == {"metadata": ["NaN and infinity cannot be stored."]}
+
+
 def test_the_limit_itself_is_accepted(member_client, story):
     response = member_client.patch(P + "stories/INF-001/", {"metadata": nested(JSON_MAX_DEPTH)}, format="json")
     assert response.status_code == 200, response.content
@@ -498,3 +506,44 @@ def test_import_refuses_a_yaml_alias_bomb(member_client, project):
     response = member_client.post(P + "import/", {"files": [upload]}, format="multipart")
     assert response.status_code == 400
     assert "Larger than" in response.json()["report"]["files"][0]["reason"]
+
+
+def test_bulk_keeps_integers_beyond_64_bits_exact(member_client, project):
+    # PostgreSQL's COPY path encoded JSON with orjson, which refuses them (a 500).
+    body = '{"items": [{"key": "I-1", "title": "T", "metadata": {"a": 123456789012345678901234567890}}]}'
+    response = member_client.post(P + "stories/bulk/", body, content_type="application/json")
+    assert response.status_code == 200, response.content
+    assert Story.objects.get(key="I-1").metadata == {"a": 123456789012345678901234567890}
+    assert json.loads(member_client.get(P + "stories/I-1/").content)["metadata"]["a"] == 123456789012345678901234567890
+
+
+ODD_BODIES = [
+    "[]", '"x"', "1", "null", '{"metadata": "s"}', '{"settings": []}', '{"version": 1e400}',
+    '{"version": 123456789012345678901234567890}', '{"order": 123456789012345678901234567890}',
+    '{"items": [1e400]}', '{"items": {"a": 1}}', '{"status": 12}', '{"depends_on": 12}',
+    '{"username": "\\u0000"}', '{"slug": "\\u0000x"}', '{"key": "A", "title": "T", "created": "2025-02-30"}',
+    '{"key": "A", "title": "T", "priority": "\\ud800"}', '{"backlog": "\\u0000"}', '{"depends_on": "x:\\u0000"}',
+    '{"from_project": "plan-pipe", "to_project": "\\ud800x"}', '{"allowed_transitions": ["\\u0000"]}',
+    '{"items": [{"key": "A", "title": "T", "created": 20250101, "estimate": 1e400}]}',
+    '{"items": [{"key": "A", "title": "T", "priority": 123456789012345678901234567890}]}',
+    '{"items": [{"key": "A", "title": "T", "metadata": {"a": 123456789012345678901234567890}}]}',
+]  # fmt: skip
+
+
+def test_odd_bodies_on_every_write_endpoint_are_never_a_500(project, owner, story):
+    client = Client(raise_request_exception=False)
+    key = api_key_create(actor=None, user=owner, name="sweep")[1]
+    paths = ["/api/v1/projects/", P, P + "backlogs/", P + "statuses/", P + "statuses/draft/", P + "epics/",
+             P + "members/", P + "members/owner/", P + "stories/", P + "stories/bulk/?dry_run=true", P + "stories/bulk/",
+             P + "stories/INF-001/", P + "stories/INF-001/transition/", P + "stories/INF-001/move/",
+             P + "stories/INF-001/dependencies/", "/api/v1/project-dependencies/"]  # fmt: skip
+    failures = []
+    for path in paths:
+        for method in ("post", "patch", "put"):
+            for body in ODD_BODIES:
+                response = getattr(client, method)(
+                    path, body, content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {key}"
+                )
+                if response.status_code >= 500:
+                    failures.append((method, path, body, response.status_code))
+    assert failures == []

@@ -432,7 +432,10 @@ def test_odd_query_parameters_are_never_a_500(project, owner, story, param):
         P + "stories/INF-001/",
         P + "stories/INF-001/blockers/",
         P + "graph/",
+        P + "graph/dot/",
         P + "export/",
+        P + "export/json/",
+        P + "export/csv/",
         "/api/v1/projects/",
         "/api/v1/audit/",
     ]
@@ -478,6 +481,8 @@ def test_odd_path_segments_are_never_a_500(owner, project, story):
             P + f"stories/{value}/",
             P + f"epics/{value}/",
             P + f"members/{value}/",
+            P + f"statuses/{value}/",
+            f"/api/v1/sessions/{value}/",
         ]:
             response = client.get(path, HTTP_AUTHORIZATION=f"Bearer {key}")
             assert response.status_code < 500, (path, response.status_code)

@@ -205,6 +205,8 @@ def test_admin_forms_apply_the_limit(story):
     assert list(response.context["adminform"].form.errors) == ["settings"]
     story.refresh_from_db()
     assert story.metadata == {}
+    _stored_deep(story, 300)  # a value stored before the limit still shows on its page
+    assert client.get(f"/admin/stories/story/{story.pk}/change/").status_code == 200
 
 
 # --------------------------------------------------------------------------- item 5: export

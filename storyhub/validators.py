@@ -6,7 +6,9 @@ import), the API's JSON parser and the admin's JSON form fields all use these.
 Why: an over-deep value is accepted by the standard library (up to its recursion limit)
 but not by orjson (254 levels on output), which broke exports half-way; a document nested
 ~1,000 levels deep crashed the parser itself; a lone surrogate (``"\\ud800"``) is valid
-JSON text but not Unicode, which PostgreSQL refuses and SQLite's driver cannot encode.
+JSON text but not Unicode: PostgreSQL refuses it, SQLite kept it in JSON columns and its
+driver cannot encode it for text columns (a 500). The same for NUL and for 1e400, which
+decodes to infinity.
 
 No imports from the apps: models import this module.
 """
@@ -41,13 +43,6 @@ def text_problem(text: str) -> str | None:
     except UnicodeEncodeError as exc:
         return f"Lone surrogate U+{ord(text[exc.start]):04X} is not allowed: text must be valid Unicode."
     return None
-
-
-def validate_text(text: str) -> None:
-    """Django validator: `text` holds no NUL character or lone surrogate."""
-    problem = text_problem(text) if isinstance(text, str) else None
-    if problem:
-        raise ValidationError(problem, code="invalid_text")
 
 
 def _walk_problem(value) -> str | None:

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('stories', '0006_resource_versions'),
+        ('stories', '0007_project_blocked_guard_setting'),
     ]
 
     operations = [

@@ -107,17 +107,11 @@ def story_get_by_ref(*, ref: str, default_project: Project | None) -> Story | No
 
 def blocks_edges_reachable_from(*, story_id: int) -> list[tuple[int, int]]:
     """Every `blocks` edge (story_id, depends_on_id) reachable from `story_id` by
-    following what it depends on, in one recursive query."""
-    sql = """
-        WITH RECURSIVE reach(id) AS (
-            SELECT CAST(%s AS BIGINT)
-            UNION
-            SELECT d.depends_on_id FROM story_dependencies d JOIN reach r ON d.story_id = r.id
-            WHERE d.type = %s
-        )
-        SELECT d.story_id, d.depends_on_id FROM story_dependencies d JOIN reach r ON d.story_id = r.id
-        WHERE d.type = %s
-    """
+    following what it depends on, in one recursive query (the graph walk's own SQL, so
+    the cycle check gets its index-friendly form on PostgreSQL too)."""
+    from .graph import reach_sql  # graph imports the policy, as this module does
+
+    sql = reach_sql(near="story_id", far="depends_on_id", vendor=connection.vendor)
     with connection.cursor() as cursor:
         cursor.execute(sql, [story_id, BLOCKS, BLOCKS])
         return [(int(a), int(b)) for a, b in cursor.fetchall()]

@@ -232,8 +232,53 @@ def build_world() -> World:
         ),
     }
     world = World(sides=sides, users=users, keys=keys, sessions=sessions)
-    world.objects = {"_a": a, "_b": b, "_alice": alice}
+    world.objects = _admin_objects(a, b, alice, b_to_a, b_to_c)
     return world
+
+
+def _admin_objects(a: dict, b: dict, alice, b_to_a, b_to_c) -> dict[str, dict[str, object]]:
+    """model label → {A: an object of A, B: one of B, "B>A": B's object linked to A}.
+    Sessions and API keys are personal: their B entry is filled per principal (None)."""
+    from django.contrib.auth.models import Group
+
+    from audit.models import AuditLog
+    from sessions_app.models import Session
+    from stories.models import ProjectDependency, StatusHistory
+
+    (a1, a2, _), (b1, *_) = a["stories"], b["stories"]
+    pa, pb = a["project"], b["project"]
+    audit_a = AuditLog.objects.filter(entity_type="story", entity_id=str(a1.pk)).order_by("id").last()
+    audit_b = AuditLog.objects.filter(entity_type="story", entity_id=str(b1.pk)).order_by("id").last()
+    return {
+        "stories.project": {A: pa, B: pb},
+        "stories.story": {A: a2, B: b1},
+        "stories.backlog": {A: a["backlog"], B: b["backlog"]},
+        "stories.status": {A: pa.statuses.get(slug=f"{MARKER}-status"), B: pb.statuses.get(slug="b-spare")},
+        "stories.epic": {A: a["epic"], B: b["epic"]},
+        "stories.projectmember": {
+            A: ProjectMember.objects.get(project=pa, user__username=f"{MARKER}-bob"),
+            B: ProjectMember.objects.get(project=pb, user=b["extra"]),
+        },
+        "stories.storydependency": {
+            A: a["dep"],
+            B: b["dep"],
+            "B>A": StoryDependency.objects.get(story=b1, depends_on=a1),
+        },
+        "stories.projectdependency": {
+            A: ProjectDependency.objects.get(from_project=pa, to_project=pb),
+            B: b_to_c,
+            "B>A": b_to_a,
+        },
+        "stories.statushistory": {
+            A: StatusHistory.objects.filter(story=a1).order_by("id").last(),
+            B: StatusHistory.objects.filter(story=b1).order_by("id").first(),
+        },
+        "audit.auditlog": {A: audit_a, B: audit_b},
+        "auth.user": {A: alice, B: b["extra"]},
+        "auth.group": {A: Group.objects.create(name=f"{MARKER}-group"), B: Group.objects.create(name="b-group")},
+        "sessions_app.session": {A: Session.objects.filter(user=alice).first(), B: None},
+        "sessions_app.apikey": {A: ApiKey.objects.filter(user=alice).first(), B: None},
+    }
 
 
 @pytest.fixture(scope="module")
@@ -251,11 +296,3 @@ def world(django_db_setup, django_db_blocker):
     with django_db_blocker.unblock():
         transaction.set_rollback(True)
         atomic.__exit__(None, None, None)
-
-
-def role_of(user, project) -> str | None:
-    if user is None:
-        return None
-    if user.is_superuser:
-        return "owner"
-    return ProjectMember.objects.filter(project=project, user=user).values_list("role", flat=True).first()

@@ -278,7 +278,29 @@ def _admin_objects(a: dict, b: dict, alice, b_to_a, b_to_c) -> dict[str, dict[st
         "auth.group": {A: Group.objects.create(name=f"{MARKER}-group"), B: Group.objects.create(name="b-group")},
         "sessions_app.session": {A: Session.objects.filter(user=alice).first(), B: None},
         "sessions_app.apikey": {A: ApiKey.objects.filter(user=alice).first(), B: None},
+        **_login_attempts(alice.username, "b-member"),
     }
+
+
+def _login_attempts(*usernames: str) -> dict[str, dict[str, object]]:
+    """django-axes' records of admin logins (attempts, failures, logins), one per side."""
+    from django.apps import apps
+
+    if not apps.is_installed("axes"):
+        return {}
+    from axes.models import AccessAttempt, AccessFailureLog, AccessLog
+
+    now = timezone.now()
+    common = {"user_agent": "matrix", "ip_address": "192.0.2.1", "http_accept": "*/*", "path_info": "/admin/login/"}
+    rows = {}
+    for model, extra in (
+        (AccessAttempt, {"get_data": "", "post_data": "", "failures_since_start": 1}),
+        (AccessFailureLog, {}),
+        (AccessLog, {}),
+    ):
+        made = [model.objects.create(username=name, attempt_time=now, **common, **extra) for name in usernames]
+        rows[model._meta.label_lower] = dict(zip((A, B), made, strict=True))
+    return rows
 
 
 @pytest.fixture(scope="module")

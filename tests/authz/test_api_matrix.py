@@ -316,10 +316,10 @@ def _client(world, principal: Principal) -> APIClient:
     return client
 
 
-def send(world, op: Operation, side: str | None, principal: Principal):
+def send(world, op: Operation, side: str | None, principal: Principal, values: dict | None = None):
     """Make the request; returns it with the values it sent that name A's objects (an
     answer may repeat what the caller sent: "No project 'x'." is no leak)."""
-    values = _values(world, side, principal)
+    values = values or _values(world, side, principal)
     url = API + _fill_path(op.path, values)
     query = _query_string({name: _fill(value, values) for name, value in op.query})
     client = _client(world, principal)
@@ -434,6 +434,49 @@ def test_the_matrix_covers_every_route():
     assert not stale, f"BODIES for operations that no longer exist: {stale}"
     for op in OPERATIONS:
         required_role(op.method, op.path)  # every operation has a rule
+
+
+# --------------------------------------------------------------------------- hidden answers like missing
+
+
+def _missing(values: dict[str, Any], side: str) -> dict[str, Any]:
+    """`values` with every object of A replaced by one that does not exist."""
+    out = {}
+    for name, value in values.items():
+        if isinstance(value, str) and MARKER in value.lower():
+            out[name] = value.replace(MARKER, "nosuch").replace(MARKER.upper(), "NOSUCH")
+        elif side == A and name in ("dep_id", "id"):
+            out[name] = 10**9
+        elif side == A and name == "sid_prefix":
+            out[name] = "nosuch00"
+        else:
+            out[name] = value
+    return out
+
+
+def _like_missing_cases():
+    names = ("non-member", "member")
+    for op in OPERATIONS:
+        sides = ([A] if op.names_a_project and not op.filters_only else []) + (["B>A"] if op.names_a_reference else [])
+        for side in sides:
+            for principal in (p for p in PRINCIPALS if p.name in names):
+                yield pytest.param(op, side, principal, id=f"{op} | on {side} | {principal.name}")
+
+
+@pytest.mark.parametrize(("op", "side", "principal"), list(_like_missing_cases()))
+def test_hidden_answers_exactly_like_missing(world, op, side, principal):
+    """README: a project you are not a member of is a 404 exactly like a missing one —
+    the same status and the same body, so the answer does not tell that A exists."""
+    values = _values(world, side, principal)
+    missing = _missing(values, side)
+    hidden_response, _ = send(world, op, side, principal, values)
+    missing_response, _ = send(world, op, side, principal, missing)
+    hidden = _content(hidden_response).decode("utf-8", "replace")
+    for name, value in values.items():
+        if missing[name] != value:
+            hidden = re.sub(rf"\b{re.escape(str(value))}\b", str(missing[name]), hidden)
+    answer = _content(missing_response).decode("utf-8", "replace")
+    assert (hidden_response.status_code, hidden) == (missing_response.status_code, answer)
 
 
 # --------------------------------------------------------------------------- refusals and writes around hidden links

@@ -2,8 +2,10 @@
 
 Authenticated as a project member with an API key; a second user (member of another
 project only) is the peer for the object-level authorization check, so the run fails when
-one user can read the other's objects. `--checks all`: zero 5xx, zero responses outside
-the schema. `make test` runs a small budget; `make fuzz` sets FUZZ_MAX_EXAMPLES /
+one user can read the other's objects. A third project, visible to neither, is linked to
+both (`blocks` and `relates` links both ways, a project dependency) and carries MARKER in
+every name: no response of the run may contain it. `--checks all`: zero 5xx, zero
+responses outside the schema. `make test` runs a small budget; `make fuzz` sets FUZZ_MAX_EXAMPLES /
 FUZZ_MAX_SECONDS higher. FUZZ_OUTPUT=FILE keeps schemathesis' report, FUZZ_HAR=FILE every
 request and response."""
 
@@ -18,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from sessions_app.backends import SessionStore
+from stories import services
 from stories.models import Story
 from tests.factories import (
     BacklogFactory,
@@ -29,6 +32,7 @@ from tests.factories import (
     UserFactory,
 )
 
+MARKER = "zqxfuzzhidden"
 MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "8"))
 MAX_SECONDS = int(os.environ.get("FUZZ_MAX_SECONDS", "60"))
 
@@ -68,6 +72,7 @@ def test_api_conforms_to_its_schema_under_fuzzing(live_server, tmp_path: Path):
         depends_on=Story.objects.get(project=mine, key="FZA-001"),
         actor=alice,
     )
+    hidden_keys = _hidden_project_linked_to(mine, theirs)
     session = SessionStore()
     session["_auth_user_id"] = str(alice.pk)
     session.create()
@@ -95,8 +100,8 @@ def test_api_conforms_to_its_schema_under_fuzzing(live_server, tmp_path: Path):
         # endpoints' logic; the other project's too, for the authorization checks.
         + _dictionaries(
             {
-                "slug": ["fuzz-mine", "fuzz-theirs"],
-                "key": ["FZA-001", "FZA-002", "FZA-003", "FZB-001"],
+                "slug": ["fuzz-mine", "fuzz-theirs", f"{MARKER}-p"],
+                "key": ["FZA-001", "FZA-002", "FZA-003", "FZB-001", *hidden_keys],
                 "item": ["sprint-1", "core", "draft", "ready", "done"],
                 "username": ["fuzz-alice", "fuzz-carol", "fuzz-bob"],
                 "dep_id": [link.pk],
@@ -127,10 +132,87 @@ def test_api_conforms_to_its_schema_under_fuzzing(live_server, tmp_path: Path):
         "--wait-for-schema",
         "10",
     ]
-    if os.environ.get("FUZZ_HAR"):  # every request and response, for a look afterwards
-        cmd += ["--report", "har", "--report-har-path", os.environ["FUZZ_HAR"]]
+    # Every request and response, searched for MARKER below (FUZZ_HAR keeps the file).
+    har = Path(os.environ.get("FUZZ_HAR") or tmp_path / "fuzz.har")
+    cmd += ["--report", "har", "--report-har-path", str(har)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=MAX_SECONDS + 120, check=False, cwd=tmp_path)
     output = proc.stdout + proc.stderr
     if os.environ.get("FUZZ_OUTPUT"):
         Path(os.environ["FUZZ_OUTPUT"]).write_text(output)
     assert proc.returncode == 0, output[-12000:]
+    leaks = _responses_containing(har, MARKER)
+    assert not leaks, f"{len(leaks)} fuzz responses show the hidden project, e.g. {leaks[:3]}"
+
+
+def _hidden_project_linked_to(*projects) -> list[str]:
+    """A project of a third user, its names all holding MARKER, linked both ways to a
+    story of each of `projects` and depended on by the first. Returns its story keys."""
+    dave = UserFactory(username=f"{MARKER}-dave")
+    hidden = ProjectFactory(actor=dave, slug=f"{MARKER}-p", name=f"{MARKER} name", description=MARKER)
+    services.status_create(actor=dave, project=hidden, slug=f"{MARKER}-st", name=MARKER, category="started")
+    BacklogFactory(project=hidden, slug=f"{MARKER}-bl", name=MARKER, actor=dave)
+    epic = EpicFactory(project=hidden, slug=f"{MARKER}-ep", name=MARKER, actor=dave)
+    up = MARKER.upper()
+    first, second = (
+        StoryFactory(project=hidden, key=f"{up}-{i}", title=f"{MARKER} {i}", epic=epic, metadata={"m": MARKER})
+        for i in (1, 2)
+    )
+    services.story_transition(actor=dave, story=first, status=f"{MARKER}-st", notes=MARKER)
+    for project in projects:
+        visible = Story.objects.filter(project=project).order_by("key")
+        DependencyFactory(story=visible[0], depends_on=first, actor=None)  # blocks, to the hidden
+        DependencyFactory(story=second, depends_on=visible[1], actor=None)  # blocks, from the hidden
+        DependencyFactory(story=visible[2], depends_on=second, type="relates", actor=None)
+    services.project_dependency_add(actor=None, from_project=projects[0], to_project=hidden)
+    return [first.key, second.key]
+
+
+def _responses_containing(har: Path, marker: str) -> list[str]:
+    """`METHOD url → status: context` of every response in the HAR file whose body or
+    headers contain `marker` (case-insensitive), beyond repeating what its request sent
+    ("No story 'x'." for a sent x is no leak)."""
+    import base64
+
+    found = []
+    for entry in json.loads(har.read_text())["log"]["entries"]:
+        request, response = entry["request"], entry["response"]
+        content = response.get("content", {})
+        text = content.get("text") or ""
+        if content.get("encoding") == "base64":
+            text = base64.b64decode(text).decode("utf-8", "replace")
+        headers = " ".join(f"{h['name']}: {h['value']}" for h in response.get("headers", []))
+        seen = (text + " " + headers).lower()
+        for sent in sorted(_sent_strings(request), key=len, reverse=True):
+            seen = seen.replace(sent, "<sent>")
+        if marker in seen:
+            at = seen.find(marker)
+            body = (request.get("postData") or {}).get("text", "")[:200]
+            found.append(
+                f"{request['method']} {request['url']} {body} → {response['status']}: …{seen[max(0, at - 120) : at + 80]}…"
+            )
+    return found
+
+
+def _sent_strings(request: dict) -> set[str]:
+    """The strings a request sent: path segments, query values, string values of a JSON body."""
+    from urllib.parse import unquote, urlsplit
+
+    url = urlsplit(request["url"])
+    sent = {unquote(part) for part in url.path.split("/") if part}
+    sent |= {q["value"] for q in request.get("queryString", [])}
+
+    def leaves(value):
+        if isinstance(value, str):
+            yield value
+        elif isinstance(value, dict):
+            for item in value.values():
+                yield from leaves(item)
+        elif isinstance(value, list):
+            for item in value:
+                yield from leaves(item)
+
+    try:
+        sent |= set(leaves(json.loads((request.get("postData") or {}).get("text") or "null")))
+    except ValueError:
+        pass
+    return {value.lower() for value in sent if len(value) >= 4}

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import contextvars
 
+from axes import admin as axes_admin  # registers axes' admins first, so the one below replaces it
+from axes.models import AccessAttempt
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
@@ -335,3 +337,18 @@ class UserAdmin(DjangoUserAdmin):
             self.message_user(request, f"Nothing was changed. {failed.text}", messages.ERROR)
         except SERVICE_ERRORS as exc:
             self.message_user(request, error_text(exc), messages.ERROR)
+
+
+# django-axes' login-attempt admin, whose cleanup action deletes rows without asking for
+# any permission (a view-only staff user was offered it): here it needs the delete permission.
+class AccessAttemptAdmin(axes_admin.AccessAttemptAdmin):
+    actions = ["cleanup_expired_attempts"]
+
+    @admin.action(description="Clean up expired attempts", permissions=["delete"])
+    def cleanup_expired_attempts(self, request, queryset):
+        return super().cleanup_expired_attempts(request, queryset)
+
+
+if admin.site.is_registered(AccessAttempt):
+    admin.site.unregister(AccessAttempt)
+admin.site.register(AccessAttempt, AccessAttemptAdmin)

@@ -121,6 +121,17 @@ class KnownLabelsAutocompleteSelect(AutocompleteSelect):
         return [(None, options, 0)]
 
 
+class VisibleValuesFieldListFilter(admin.AllValuesFieldListFilter):
+    """The distinct values among the rows this admin shows the user. Django's own filter
+    takes them from the whole related table when the path crosses a relation
+    (`status__slug`), which listed the statuses of projects the user cannot see."""
+
+    def __init__(self, field, request, params, model, model_admin, field_path):
+        super().__init__(field, request, params, model, model_admin, field_path)
+        visible = model_admin.get_queryset(request).order_by(field_path)
+        self.lookup_choices = visible.values_list(field_path, flat=True).distinct()
+
+
 def titled(filter_class, title: str):
     """`filter_class` shown under `title` (a lookup across a relation is titled by the last
     field's name, e.g. "slug", which says little)."""
@@ -565,7 +576,7 @@ class StoryAdmin(ServiceAdminMixin, ProjectScopedMixin, admin.ModelAdmin):
     list_filter = (
         ("project", admin.RelatedOnlyFieldListFilter),
         ("status__category", titled(admin.ChoicesFieldListFilter, "status category")),
-        ("status__slug", titled(admin.AllValuesFieldListFilter, "status")),
+        ("status__slug", titled(VisibleValuesFieldListFilter, "status")),
         "priority",
     )
     search_fields = ("key", "title", "project__slug", "owner", "branch_name")
@@ -1091,7 +1102,7 @@ class StatusHistoryAdmin(ReadOnlyAdminMixin, ProjectScopedMixin, admin.ModelAdmi
     project_path = "story__project"
     list_display = ("changed_at", "story_ref", "old_status", "new_status", "changed_by", "notes")
     list_filter = (
-        ("new_status__slug", titled(admin.AllValuesFieldListFilter, "new status")),
+        ("new_status__slug", titled(VisibleValuesFieldListFilter, "new status")),
         "changed_at",
         ("story__project", admin.RelatedOnlyFieldListFilter),
     )

@@ -34,12 +34,22 @@ def new_request_id() -> str:
     return uuid.uuid4().hex
 
 
+def _checked(changes: dict) -> dict:
+    if "source" in changes and changes["source"] not in SOURCES:
+        raise ValueError(f"unknown source {changes['source']!r}")
+    return changes
+
+
+def update_context(**changes) -> None:
+    """Replace some fields for the rest of the enclosing `write_context` block (e.g. the
+    API key, known once the request is authenticated; the request's block resets it)."""
+    _current.set(replace(_current.get(), **_checked(changes)))
+
+
 @contextmanager
 def write_context(**changes) -> Iterator[WriteContext]:
     """Run a block with some fields of the write context replaced."""
-    if "source" in changes and changes["source"] not in SOURCES:
-        raise ValueError(f"unknown source {changes['source']!r}")
-    token = _current.set(replace(_current.get(), **changes))
+    token = _current.set(replace(_current.get(), **_checked(changes)))
     try:
         yield _current.get()
     finally:

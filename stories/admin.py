@@ -274,7 +274,7 @@ class ProjectAdmin(ServiceAdminMixin, ProjectScopedMixin, admin.ModelAdmin):
         qs = (
             super()
             .get_queryset(request)
-            .annotate(_stories=Count("stories", distinct=True), _members=Count("members", distinct=True))
+            .annotate(story_total=Count("stories", distinct=True), member_total=Count("members", distinct=True))
         )
         return self.scope_queryset(request, qs)
 
@@ -285,13 +285,13 @@ class ProjectAdmin(ServiceAdminMixin, ProjectScopedMixin, admin.ModelAdmin):
         # Anyone on the staff may start a project; they become its owner.
         return request.user.is_active and request.user.is_staff
 
-    @admin.display(description="stories", ordering="_stories")
+    @admin.display(description="stories", ordering="story_total")
     def story_count(self, obj):
-        return obj._stories
+        return obj.story_total
 
-    @admin.display(description="members", ordering="_members")
+    @admin.display(description="members", ordering="member_total")
     def member_count(self, obj):
-        return obj._members
+        return obj.member_total
 
     @admin.display(description="graph")
     def graph_link(self, obj):
@@ -857,12 +857,12 @@ class BacklogAdmin(ServiceAdminMixin, ProjectFieldMixin, ProjectScopedMixin, adm
     autocomplete_fields = ("project", "owner")
 
     def get_queryset(self, request):
-        qs = super().get_queryset(request).annotate(_stories=Count("stories"))
+        qs = super().get_queryset(request).annotate(story_total=Count("stories"))
         return self.scope_queryset(request, qs)
 
-    @admin.display(description="stories", ordering="_stories")
+    @admin.display(description="stories", ordering="story_total")
     def story_count(self, obj):
-        return obj._stories
+        return obj.story_total
 
     def service_create(self, request, form):
         data = {k: v for k, v in form.cleaned_data.items() if k in services.BACKLOG_FIELDS}
@@ -914,12 +914,12 @@ class EpicAdmin(ServiceAdminMixin, ProjectFieldMixin, ProjectScopedMixin, admin.
     autocomplete_fields = ("project",)
 
     def get_queryset(self, request):
-        qs = super().get_queryset(request).annotate(_stories=Count("stories"))
+        qs = super().get_queryset(request).annotate(story_total=Count("stories"))
         return self.scope_queryset(request, qs)
 
-    @admin.display(description="stories", ordering="_stories")
+    @admin.display(description="stories", ordering="story_total")
     def story_count(self, obj):
-        return obj._stories
+        return obj.story_total
 
     def service_create(self, request, form):
         data = {k: v for k, v in form.cleaned_data.items() if k in services.EPIC_FIELDS}

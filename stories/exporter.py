@@ -305,17 +305,18 @@ class RoundTrip:
             found = match_status(str(status), self.statuses, self.by_name)
             if found is None or found.slug != story["status"]:
                 return False
-        epic = item["epic"]
-        if epic in (None, ""):
-            epic_slug = None
-        else:
-            text_ = str(epic).strip()
-            epic_slug = text_ if text_ in self.epics else slugify(text_)[:100]
-        if epic_slug != story["epic"]:
+        if self._epic_slug(item["epic"]) != story["epic"]:
             return False
         return _deps_of(item["depends_on"], self.project.slug) == sorted(
             (d["depends_on"], d["type"], d.get("description", "")) for d in story["dependencies"]
         )
+
+    def _epic_slug(self, epic: Any) -> str | None:
+        """The epic slug the importer would give the file's `epic` value."""
+        if epic in (None, ""):
+            return None
+        text = str(epic).strip()
+        return text if text in self.epics else slugify(text)[:100]
 
 
 def _deps_of(value: Any, own_slug: str) -> list[tuple[str, str, str]] | None:

@@ -230,18 +230,7 @@ def parse_story_file(text: str, path: str) -> ParsedFile:
     item["file_path"] = path
 
     heading = _HEADING_RE.search(body)
-    heading_key = heading_title = heading_label = None
-    if heading:
-        text_ = heading.group(1).strip()
-        match = _KEY_HEADING_RE.match(text_)
-        if match and any(ch.isdigit() for ch in match.group(1)):
-            heading_key, heading_title = match.group(1), match.group(2).strip()
-        else:
-            label = _LABEL_HEADING_RE.match(text_)
-            if label:
-                heading_label, heading_title = label.group(1).strip(), label.group(2).strip()
-            else:
-                heading_title = text_
+    heading_key, heading_title, heading_label = _heading_parts(heading.group(1).strip() if heading else None)
     offset = (len(text) - len(body)) if front is not None else 0
     first_body_line = _line_at(text, offset)
     if not item.get("key"):
@@ -257,17 +246,35 @@ def parse_story_file(text: str, path: str) -> ParsedFile:
         item["title"] = heading_title
         parsed.lines["title"] = first_body_line + _line_at(body, heading.start()) - 1
     if item.get("status") in (None, ""):
-        # A "Status: done" line counts only before the first section heading (a line like
-        # "Status: 200" inside the acceptance criteria is not the story's status).
-        section = _SECTION_RE.search(body)
-        found = _STATUS_LINE_RE.search(body, 0, section.start() if section else len(body))
-        found = found or _STATUS_HEADING_RE.search(body)
+        found = _status_in_body(body)
         if found:
             item["status"] = found.group(1).strip().strip("*_` ")
             parsed.lines["status"] = first_body_line + _line_at(body, found.start(1)) - 1
         else:
             item.pop("status", None)
     return parsed
+
+
+def _heading_parts(text: str | None) -> tuple[str | None, str | None, str | None]:
+    """(key, title, label) from the text of the body's first heading: '# KEY: Title',
+    '# Label: Title' (a prefix without a digit is no key) or just '# Title'."""
+    if text is None:
+        return None, None, None
+    match = _KEY_HEADING_RE.match(text)
+    if match and any(ch.isdigit() for ch in match.group(1)):
+        return match.group(1), match.group(2).strip(), None
+    label = _LABEL_HEADING_RE.match(text)
+    if label:
+        return None, label.group(2).strip(), label.group(1).strip()
+    return None, text, None
+
+
+def _status_in_body(body: str) -> re.Match[str] | None:
+    # A "Status: done" line counts only before the first section heading (a line like
+    # "Status: 200" inside the acceptance criteria is not the story's status).
+    section = _SECTION_RE.search(body)
+    found = _STATUS_LINE_RE.search(body, 0, section.start() if section else len(body))
+    return found or _STATUS_HEADING_RE.search(body)
 
 
 # --------------------------------------------------------------------------- writing

@@ -15,6 +15,7 @@ project's workflow, backlogs and members, an owner may delete the project.
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -49,6 +50,13 @@ class ServiceFailed(Exception):
     @property
     def text(self) -> str:
         return error_text(self.error, context=self.context)
+
+
+# The refusal being shown again (set by ServiceAdminMixin.changeform_view for its second
+# rendering): the model admin's form and the inline it concerns read it from here.
+_shown_refusal: contextvars.ContextVar[ServiceFailed | None] = contextvars.ContextVar(
+    "storyhub_admin_shown_refusal", default=None
+)
 
 
 def error_messages(error: Exception) -> dict[str | None, list[str]]:
@@ -157,15 +165,16 @@ def formset_changes(formset) -> Iterator[tuple[str, forms.BaseForm, Any]]:
     first. `original` is the row as stored (the form has already changed its instance)."""
     model = formset.model
     deletes, changes, adds = [], [], []
+    deleted = {id(form) for form in formset.deleted_forms}  # [] unless can_delete (and valid)
     for form in formset.initial_forms:
         pk = form.instance.pk
-        if formset.can_delete and formset._should_delete_form(form):
+        if id(form) in deleted:
             if pk is not None:
                 deletes.append(("delete", form, model._default_manager.get(pk=pk)))
         elif form.has_changed():
             changes.append(("change", form, model._default_manager.get(pk=pk)))
     for form in formset.extra_forms:
-        if form.has_changed() and not (formset.can_delete and formset._should_delete_form(form)):
+        if form.has_changed() and id(form) not in deleted:
             adds.append(("add", form, None))
     yield from deletes
     yield from changes
@@ -340,7 +349,7 @@ class ServiceAdminMixin:
     # --- views
     def get_form(self, request, obj=None, change=False, **kwargs):
         form = super().get_form(request, obj, change=change, **kwargs)
-        failed = getattr(request, "_storyhub_service_failed", None)
+        failed = _shown_refusal.get()
         return form_with_service_error(form, failed, main=True) if failed else form
 
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
@@ -348,12 +357,14 @@ class ServiceAdminMixin:
             return super().changeform_view(request, object_id, form_url, extra_context)
         except ServiceFailed as failed:
             # The write was rolled back; show the form again with the reason on it.
-            request._storyhub_service_failed = failed
+            token = _shown_refusal.set(failed)
         try:
             return super().changeform_view(request, object_id, form_url, extra_context)
         except ServiceFailed as failed:  # pragma: no cover - the form above cannot validate
             self.message_user(request, failed.text, messages.ERROR)
             return HttpResponseRedirect(request.get_full_path())
+        finally:
+            _shown_refusal.reset(token)
 
     def delete_view(self, request, object_id, extra_context=None):
         try:
@@ -402,7 +413,7 @@ class ServiceInlineMixin:
     def get_formset(self, request, obj=None, **kwargs):
         formset = super().get_formset(request, obj, **kwargs)
         attrs: dict[str, Any] = {"storyhub_inline": self}
-        failed = getattr(request, "_storyhub_service_failed", None)
+        failed = _shown_refusal.get()
         if failed is not None and failed.prefix is not None:
             attrs["form"] = form_with_service_error(formset.form, failed, main=False)
         return type(formset.__name__, (formset,), attrs)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from rest_framework import authentication, exceptions
 
-from audit.context import _current, current
+from audit.context import update_context
 from sessions_app.services import api_key_lookup, api_key_touch
 
 
@@ -32,9 +32,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed("The key's user is inactive.")
         api_key_touch(key=key)
         # The middleware resets the context at the end of the request.
-        from dataclasses import replace
-
-        _current.set(replace(current(), api_key_id=key.pk))
+        update_context(api_key_id=key.pk)
         return key.user, key
 
     def authenticate_header(self, request):

@@ -32,6 +32,8 @@ run: seed
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 	DJANGO_SETTINGS_MODULE=storyhub.settings.test $(PY) manage.py makemigrations --check --dry-run
 	DJANGO_SETTINGS_MODULE=storyhub.settings.test $(PY) manage.py check
 	DJANGO_SETTINGS_MODULE=storyhub.settings.test $(PY) manage.py spectacular --validate --fail-on-warn --file /dev/null

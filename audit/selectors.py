@@ -14,6 +14,7 @@ are read by superusers and auditors (active staff with audit.view_auditlog) only
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from django.db.models import Q, QuerySet
@@ -67,16 +68,18 @@ def audit_list_for(*, user, project=None) -> QuerySet[AuditLog]:
     return rows.filter(_in_projects(sorted(visible)))
 
 
-def audit_details_for(*, user, row: AuditLog | dict[str, Any], visible: set[int] | None | bool = False) -> dict:
+def audit_details_for(
+    *, user, row: AuditLog | Mapping[str, Any], visible: set[int] | None | bool = False
+) -> dict[str, Any]:
     """The details of `row` as `user` may read them: on a link row, the reference to a
     side in a project the user cannot see becomes "(hidden)". Pass `visible` (from
     audit_visible_project_ids) when redacting many rows, to read the memberships once."""
-    get = row.get if isinstance(row, dict) else lambda name: getattr(row, name)
+    get: Callable[[str], Any] = row.get if isinstance(row, Mapping) else lambda name: getattr(row, name)
     details = dict(get("details") or {})
     sides = _LINK_SIDES.get(get("entity_type"))
     if sides is None:
         return details
-    if visible is False:
+    if isinstance(visible, bool):
         visible = audit_visible_project_ids(user)
     if visible is None:
         return details
@@ -91,7 +94,7 @@ def audit_details_for(*, user, row: AuditLog | dict[str, Any], visible: set[int]
     return details
 
 
-def audit_rows_redacted(*, user, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def audit_rows_redacted(*, user, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """`rows` (dicts with entity_type, project_id, details) with each one's details as
     `user` may read them (audit_details_for); the memberships are read once."""
     visible = audit_visible_project_ids(user)

@@ -135,12 +135,13 @@ def audit_scope(target: models.Model) -> tuple[int | None, int | None]:
     `to_project`; anything with a `project_id` (story, status, backlog, epic, member)
     belongs to that project; anything else (users, keys, sessions) to none."""
     label = target._meta.label_lower
+    link: Any = target  # told apart by label: the audit app does not import the stories models
     if label == "stories.project":
         return target.pk, None
     if label == "stories.storydependency":
-        return target.story.project_id, target.depends_on.project_id
+        return link.story.project_id, link.depends_on.project_id
     if label == "stories.projectdependency":
-        return target.from_project_id, target.to_project_id
+        return link.from_project_id, link.to_project_id
     return getattr(target, "project_id", None), None
 
 

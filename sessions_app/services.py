@@ -6,6 +6,7 @@ and sessions in the same transaction."""
 import hashlib
 import secrets
 from datetime import timedelta
+from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
@@ -149,7 +150,7 @@ def user_save(*, actor, user):
     _check_user_change(actor, before, user)
     user.save()
     if before is None:
-        changes = {f: (None, getattr(user, f)) for f in USER_AUDITED_FIELDS}
+        changes: dict[str, tuple[Any, Any]] = {f: (None, getattr(user, f)) for f in USER_AUDITED_FIELDS}
         changes["password"] = (None, _password_state(user))
         audit_record(actor=actor, action="user.created", target=user, entity_type="user", changes=changes)
         return user

@@ -134,8 +134,8 @@ def blocks_path(*, start_id: int, goal_id: int) -> list[int] | None:
             parents[nxt] = node
             if nxt == goal_id:
                 path = [nxt]
-                while parents[path[-1]] is not None:
-                    path.append(parents[path[-1]])
+                while (parent := parents[path[-1]]) is not None:
+                    path.append(parent)
                 return list(reversed(path))
             queue.append(nxt)
     return None

@@ -116,7 +116,8 @@ def _assign(instance: models.Model, data: Mapping[str, Any], allowed: Iterable[s
 
 def _save(instance: models.Model, changed: Iterable[str], *, exclude: list[str] | None = None) -> None:
     instance.full_clean(exclude=exclude)
-    fields = [instance._meta.get_field(name).attname if name != "pk" else name for name in changed]
+    attnames = {name: f.attname for f in instance._meta.concrete_fields for name in (f.name, f.attname)}
+    fields = [attnames[name] if name != "pk" else name for name in changed]
     if hasattr(instance, "updated_at"):
         instance.updated_at = timezone.now()
         fields.append("updated_at")

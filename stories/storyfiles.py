@@ -69,7 +69,7 @@ ITEM_FIELDS_FROM_BODY = ("body",)
 # What an imported file means by a key it leaves out: the file is the story's truth, so a
 # removed key clears the field. Status is the exception: a file without one leaves the
 # story's status alone (new stories get the project's default status).
-ITEM_DEFAULTS = {
+ITEM_DEFAULTS: dict[str, Any] = {
     "epic": None,
     "priority": "medium",
     "estimate": "",
@@ -233,10 +233,11 @@ def parse_story_file(text: str, path: str) -> ParsedFile:
     heading_key, heading_title, heading_label = _heading_parts(heading.group(1).strip() if heading else None)
     offset = (len(text) - len(body)) if front is not None else 0
     first_body_line = _line_at(text, offset)
+    heading_at = heading.start() if heading else 0
     if not item.get("key"):
         if heading_key:
             item["key"] = heading_key
-            parsed.lines["key"] = first_body_line + _line_at(body, heading.start()) - 1
+            parsed.lines["key"] = first_body_line + _line_at(body, heading_at) - 1
         else:
             item["key"] = generated_key(path, heading_label)
             parsed.warnings.append(f"no id in the file; generated key {item['key']} from its path")
@@ -244,7 +245,7 @@ def parse_story_file(text: str, path: str) -> ParsedFile:
         if not heading_title:
             raise StoryFileError("no title: give `title:` in the front matter or a '# KEY: Title' heading", line=1)
         item["title"] = heading_title
-        parsed.lines["title"] = first_body_line + _line_at(body, heading.start()) - 1
+        parsed.lines["title"] = first_body_line + _line_at(body, heading_at) - 1
     if item.get("status") in (None, ""):
         found = _status_in_body(body)
         if found:

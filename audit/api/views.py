@@ -135,13 +135,13 @@ class AuditListView(APIView):
         )
         more = len(page) > size
         page = page[:size]
-        page = audit_rows_redacted(user=request.user, rows=page)
+        shown = audit_rows_redacted(user=request.user, rows=page)
         return Response(
             {
-                "next": base64.urlsafe_b64encode(str(page[-1]["id"]).encode()).decode().rstrip("=") if more else None,
+                "next": base64.urlsafe_b64encode(str(shown[-1]["id"]).encode()).decode().rstrip("=") if more else None,
                 "results": [
                     {**{k: v for k, v in r.items() if k not in ("user_repr", "project_id")}, "user": r["user_repr"]}
-                    for r in page
+                    for r in shown
                 ],
             }
         )

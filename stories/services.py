@@ -31,7 +31,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, TypeVar
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, connection, models, transaction
@@ -158,7 +158,11 @@ def resolve_priority(priority: Any) -> int:
         raise ValidationError({"priority": [f"Unknown priority '{priority}'; use one of: {words}."]}) from None
 
 
-def _check_version(obj: models.Model, expected_version: int | None, what: str | None = None) -> None:
+# A model with a `version` field (story, project, backlog, status, epic, member).
+_Versioned = TypeVar("_Versioned", bound=models.Model)
+
+
+def _check_version(obj: Any, expected_version: int | None, what: str | None = None) -> None:
     """StaleVersionError unless `obj` (read under its row lock) still has the version the
     caller saw. One check for every versioned resource (stories, projects, backlogs,
     statuses, epics, members); `what` names it in the message."""
@@ -172,20 +176,22 @@ def _check_version(obj: models.Model, expected_version: int | None, what: str | 
         )
 
 
-def _lock_versioned(obj: models.Model, expected_version: int | None, what: str) -> models.Model:
+def _lock_versioned(obj: _Versioned, expected_version: int | None, what: str) -> _Versioned:
     """Lock `obj`'s row (its row alone), take the current version from it and check
     `expected_version`, so a version check and the write that bumps the version cannot
     interleave with another writer's. `obj` itself is updated and returned (callers and
     the admin keep using their instance)."""
-    current = type(obj).objects.select_for_update().filter(pk=obj.pk).values_list("version", flat=True).first()
+    rows = type(obj)._default_manager.select_for_update().filter(pk=obj.pk)
+    current = rows.values_list("version", flat=True).first()
     if current is None:
         raise ConflictError(f"{what} no longer exists.")
-    obj.version = current
+    versioned: Any = obj
+    versioned.version = current
     _check_version(obj, expected_version, what)
     return obj
 
 
-def _save_versioned(instance: models.Model, changed: Iterable[str]) -> None:
+def _save_versioned(instance: Any, changed: Iterable[str]) -> None:
     """_save plus the version bump that makes the old ETag / `version` stale."""
     instance.version += 1
     _save(instance, [*changed, "version"])

@@ -146,6 +146,26 @@ def _load_nodes(project: Project, seen) -> tuple[dict[int, Node], list[tuple[int
     return nodes, edges
 
 
+def _edge_paths(edges: list[tuple[int, int]], nodes: dict[int, Node]) -> list[dict]:
+    """One curve per `blocks` link, from the right side of the blocker to the left side
+    of the story waiting for it (the nodes are placed already)."""
+    paths = []
+    for story_id, depends_on_id in edges:
+        source, target = nodes[depends_on_id], nodes[story_id]
+        x1, y1 = source.x + NODE_W, source.y + NODE_H // 2
+        x2, y2 = target.x - 2, target.y + NODE_H // 2
+        bend = max(24, (x2 - x1) // 2)
+        unfinished = source.state not in ("done", "cancelled", "hidden")
+        paths.append(
+            {
+                "d": f"M{x1},{y1} C{x1 + bend},{y1} {x2 - bend},{y2} {x2},{y2}",
+                "unfinished": unfinished,
+                "title": f"{target.label} waits for {source.label}",
+            }
+        )
+    return paths
+
+
 def project_graph(project: Project, *, reader) -> dict:
     """Nodes, edges and canvas size for `project`'s blocks graph (cross-project
     blockers and dependents are drawn too, marked external). A story of a project
@@ -188,20 +208,7 @@ def project_graph(project: Project, *, reader) -> dict:
             x += NODE_W + COLUMN_GAP
         x += LAYER_GAP - COLUMN_GAP
 
-    paths = []
-    for story_id, depends_on_id in edges:
-        source, target = nodes[depends_on_id], nodes[story_id]
-        x1, y1 = source.x + NODE_W, source.y + NODE_H // 2
-        x2, y2 = target.x - 2, target.y + NODE_H // 2
-        bend = max(24, (x2 - x1) // 2)
-        unfinished = source.state not in ("done", "cancelled", "hidden")
-        paths.append(
-            {
-                "d": f"M{x1},{y1} C{x1 + bend},{y1} {x2 - bend},{y2} {x2},{y2}",
-                "unfinished": unfinished,
-                "title": f"{target.label} waits for {source.label}",
-            }
-        )
+    paths = _edge_paths(edges, nodes)
     counts = dict.fromkeys(STATES, 0)
     for node in nodes.values():
         if not node.external:

@@ -228,7 +228,12 @@ PERMISSIONS: dict[str, str] = {
     "stories.change_projectdependency": ADMIN,
     "stories.delete_projectdependency": ADMIN,
 }
-_PREDICATES = {VIEWER: is_project_viewer, MEMBER: is_project_member, ADMIN: is_project_admin, OWNER: is_project_owner}
+_PREDICATES: dict[str, rules.Predicate] = {
+    VIEWER: is_project_viewer,
+    MEMBER: is_project_member,
+    ADMIN: is_project_admin,
+    OWNER: is_project_owner,
+}
 
 # On a StoryDependency: the role in the depending story's project, and sight of the other.
 LINK_PERMISSIONS: dict[str, str] = {

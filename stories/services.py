@@ -725,8 +725,9 @@ def blocked_moves(
     rows.update(selectors.story_guard_rows(ids=sorted(missing)))
     refused: dict[str, BlockedError] = {}
     for move in moving:
-        ids = move.blocker_ids if move.blocker_ids is not None else [t[0] for t in current.get(move.story_id, [])]
-        blockers = []
+        links = current.get(move.story_id, []) if move.story_id is not None else []
+        ids = move.blocker_ids if move.blocker_ids is not None else [t[0] for t in links]
+        blockers: list[tuple[Project, str, str | None]] = []
         for other, other_key, category in (rows[i] for i in ids if i in rows):
             if other.pk == project.pk and other_key in batch_categories:
                 category = batch_categories[other_key]

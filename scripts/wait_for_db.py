@@ -17,9 +17,9 @@ from urllib.parse import unquote, urlparse
 def url_from_settings() -> str:
     """The database URL the settings would use, without configuring Django."""
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from storyhub.settings.base import _database_url
+    from storyhub.settings.base import database_url
 
-    return _database_url()
+    return database_url()
 
 
 def redact(url: str) -> str:

@@ -77,7 +77,7 @@ TEMPLATES = [
 ]
 
 
-def _database_url() -> str:
+def database_url() -> str:
     """DATABASE_URL, else one assembled from DB_HOST/DB_PORT/DB_NAME/DB_USER/DB_PASSWORD,
     else the embedded SQLite file in the working directory."""
     url = env("DATABASE_URL", default="")
@@ -129,7 +129,7 @@ def database_config(url: str, *, statement_timeout_default: int = 0) -> dict:
     return config
 
 
-DATABASES = {"default": database_config(_database_url())}
+DATABASES = {"default": database_config(database_url())}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Sessions live in the `sessions` table as JSON (sessions_app), never pickled.

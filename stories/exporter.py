@@ -162,44 +162,53 @@ def iter_story_dicts(
             return
         last = rows[-1]["key"]
         ids = [r["id"] for r in rows]
-        deps: dict[int, list[dict]] = defaultdict(list)
-        for d in (
-            StoryDependency.objects.filter(story_id__in=ids)
-            .order_by("story_id", "id")
-            .values(
-                "story_id",
-                "type",
-                "description",
-                "depends_on__key",
-                "depends_on__project_id",
-                "depends_on__project__slug",
-            )
-        ):
-            if seen.sees(d["depends_on__project_id"]):
-                deps[d["story_id"]].append(d)
-        changes: dict[int, list[dict]] = defaultdict(list)
-        if history:
-            for h in (
-                StatusHistory.objects.filter(story_id__in=ids)
-                .order_by("story_id", "changed_at", "id")
-                .values(
-                    "story_id", "old_status__slug", "new_status__slug", "changed_by__username", "changed_at", "notes"
-                )
-            ):
-                changes[h["story_id"]].append(
-                    {
-                        "old_status": h["old_status__slug"],
-                        "new_status": h["new_status__slug"],
-                        "changed_by": h["changed_by__username"],
-                        "changed_at": h["changed_at"],
-                        "notes": h["notes"],
-                    }
-                )
+        deps = _visible_dependencies(ids, seen)
+        changes = _status_changes(ids) if history else {}
         for r in rows:
             yield _story_dict(r, deps.get(r["id"], []), changes.get(r["id"]) if history else None, project_id)
         done += len(rows)
         if progress is not None:
             progress(done)
+
+
+def _visible_dependencies(ids: list[int], seen) -> dict[int, list[dict]]:
+    """story id -> its links to stories `seen` lets the reader see, in link order."""
+    deps: dict[int, list[dict]] = defaultdict(list)
+    for d in (
+        StoryDependency.objects.filter(story_id__in=ids)
+        .order_by("story_id", "id")
+        .values(
+            "story_id",
+            "type",
+            "description",
+            "depends_on__key",
+            "depends_on__project_id",
+            "depends_on__project__slug",
+        )
+    ):
+        if seen.sees(d["depends_on__project_id"]):
+            deps[d["story_id"]].append(d)
+    return deps
+
+
+def _status_changes(ids: list[int]) -> dict[int, list[dict]]:
+    """story id -> its status history, oldest first."""
+    changes: dict[int, list[dict]] = defaultdict(list)
+    for h in (
+        StatusHistory.objects.filter(story_id__in=ids)
+        .order_by("story_id", "changed_at", "id")
+        .values("story_id", "old_status__slug", "new_status__slug", "changed_by__username", "changed_at", "notes")
+    ):
+        changes[h["story_id"]].append(
+            {
+                "old_status": h["old_status__slug"],
+                "new_status": h["new_status__slug"],
+                "changed_by": h["changed_by__username"],
+                "changed_at": h["changed_at"],
+                "notes": h["notes"],
+            }
+        )
+    return changes
 
 
 def _story_dict(r: dict, deps: list[dict], history: list[dict] | None, project_id: int) -> dict[str, Any]:

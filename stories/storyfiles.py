@@ -66,10 +66,11 @@ CANONICAL_ORDER = (
 )
 FIELD_TO_KEY = {"key": "id", "depends_on": "dependencies"}
 ITEM_FIELDS_FROM_BODY = ("body",)
+ITEM_DEFAULTS: dict[str, Any]
 # What an imported file means by a key it leaves out: the file is the story's truth, so a
 # removed key clears the field. Status is the exception: a file without one leaves the
 # story's status alone (new stories get the project's default status).
-ITEM_DEFAULTS: dict[str, Any] = {
+ITEM_DEFAULTS = {
     "epic": None,
     "priority": "medium",
     "estimate": "",

@@ -20,6 +20,7 @@ from django.db import connection
 from . import readiness
 from .models import Priority, Project, Story, StoryDependency
 from .rules import HIDDEN_STORY_LABEL, visibility_for
+from .selectors import reach_sql
 
 BLOCKS = readiness.BLOCKING_TYPE
 COMPLETED = readiness.DONE_CATEGORY
@@ -33,34 +34,6 @@ DEFAULT_READY_LIMIT = 100
 MAX_READY_LIMIT = 1000
 
 _DEPS = StoryDependency._meta.db_table
-
-# Each story reached once (UNION on the id alone), however many routes lead to it: the
-# walk is linear in the edges it reaches. Deduplicating on (id, depth) instead revisited a
-# story once per distinct depth, quadratic on a chain where each story waits for the
-# previous two (4,000 stories: 4 million rows). The depths (shortest route) come from a
-# breadth-first pass in Python over the edges this one query returns.
-#
-# The links of the reached stories: PostgreSQL gets them through a LATERAL subquery
-# (OFFSET 0 keeps it one), an index probe per reached story whatever the planner believes;
-# as a plain join, with statistics that predate a large import, it hash-joined a full scan
-# of story_dependencies on every step (2,000-story chain: 2.2 s instead of milliseconds).
-_LINKS_OF_REACH = {
-    "postgresql": (
-        "reach r CROSS JOIN LATERAL (SELECT d.{near}, d.{far} FROM {deps} d"
-        " WHERE d.{near} = r.id AND d.type = %s OFFSET 0) d"
-    ),
-    "default": "{deps} d JOIN reach r ON d.{near} = r.id AND d.type = %s",
-}
-
-
-def reach_sql(*, near: str, far: str, vendor: str, select: str | None = None) -> str:
-    """The walk's query: the recursive `reach` set from story %s along `blocks` links
-    (type %s) from `near` to `far`, then `select` (default: the reached stories' links
-    (near, far), taking the type once more)."""
-    links = _LINKS_OF_REACH.get(vendor, _LINKS_OF_REACH["default"]).format(deps=_DEPS, near=near, far=far)
-    cte = f"WITH RECURSIVE reach(id) AS ( SELECT CAST(%s AS BIGINT) UNION SELECT d.{far} FROM {links}) "
-    return cte + (select if select is not None else f"SELECT d.{near}, d.{far} FROM {links}")
-
 
 # One level of a bounded walk: the next stories of a frontier (chunked like the payloads).
 _LEVEL_SQL = f"SELECT DISTINCT d.{{far}} FROM {_DEPS} d WHERE d.type = %s AND d.{{near}} IN ({{ids}})"

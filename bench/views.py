@@ -29,7 +29,8 @@ SELECT s.id, s.key, s.title, p.slug, b.slug, e.slug, st.slug, st.category, s.pri
  LIMIT %s
 """
 DEPS_SQL = """
-SELECT d.story_id, d.type, t.key, t.project_id, tp.slug, ts.category, s.project_id
+SELECT d.story_id, d.type, t.key, t.project_id, tp.slug, ts.category, s.project_id,
+       (%s OR t.project_id IN (SELECT m.project_id FROM project_members m WHERE m.user_id = %s))
   FROM story_dependencies d
   JOIN stories s ON s.id = d.story_id
   JOIN stories t ON t.id = d.depends_on_id
@@ -72,17 +73,20 @@ def floor_rows(project_slug: str, limit: int = 100, user=None) -> bytes | None:
         rows = rows[:limit]
         deps: dict[int, list] = {}
         if rows:
-            cur.execute(DEPS_SQL, ([r[0] for r in rows],))
+            # The same visibility as the API: a target in a project the reader is not a member of
+            # is a placeholder.
+            everything = user is None or user.is_superuser
+            cur.execute(DEPS_SQL, (everything, getattr(user, "pk", None), [r[0] for r in rows]))
             for d in cur.fetchall():
                 deps.setdefault(d[0], []).append(d)
     results = []
     for r in rows:
         dependencies, open_blockers = [], []
         for d in deps.get(r[0], ()):
-            ref = d[2] if d[3] == d[6] else f"{d[4]}:{d[2]}"
-            dependencies.append({"depends_on": ref, "type": d[1]})
+            ref = None if not d[7] else d[2] if d[3] == d[6] else f"{d[4]}:{d[2]}"
+            dependencies.append({"depends_on": ref, "type": d[1], "hidden": ref is None})
             if d[1] == "blocks" and d[5] != "completed":
-                open_blockers.append(ref)
+                open_blockers.append(d[0])
         results.append(
             {
                 "key": r[1],

@@ -125,7 +125,7 @@ def build(db: str, stories: int, projects: int, seed: int = 7, quiet: bool = Fal
     call_command("migrate", verbosity=0, interactive=False)
     from django.contrib.auth import get_user_model
 
-    from stories import services
+    from stories import fields, services
     from stories.models import Status
 
     User = get_user_model()
@@ -254,31 +254,7 @@ def build(db: str, stories: int, projects: int, seed: int = 7, quiet: bool = Fal
         _copy(
             cur,
             "stories",
-            [
-                "id",
-                "project_id",
-                "key",
-                "title",
-                "backlog_id",
-                "epic_id",
-                "status_id",
-                "priority",
-                "estimate",
-                "points_min",
-                "points_max",
-                "branch_name",
-                "file_path",
-                "owner",
-                "author",
-                "labels",
-                "created",
-                "last_updated",
-                "body",
-                "metadata",
-                "version",
-                "created_at",
-                "updated_at",
-            ],
+            ["id", *fields.COLUMNS],
             story_rows + chain_rows,
         )
         _copy(

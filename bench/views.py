@@ -15,6 +15,8 @@ from django.http import HttpResponse, JsonResponse
 from psycopg.types.datetime import TimestamptzLoader
 from psycopg.types.json import set_json_loads
 
+from stories import fields
+
 PAGE_SQL = """
 SELECT s.id, s.key, s.title, p.slug, b.slug, e.slug, st.slug, st.category, s.priority,
        s.estimate, s.points_min, s.points_max, s.branch_name, s.file_path, s.owner, s.author,
@@ -38,7 +40,7 @@ SELECT d.story_id, d.type, t.key, t.project_id, tp.slug, ts.category, s.project_
   JOIN statuses ts ON ts.id = t.status_id
  WHERE d.story_id = ANY(%s)
 """
-PRIORITY_WORDS = {1: "low", 2: "medium", 3: "high", 4: "urgent", 5: "critical"}
+PRIORITY_WORDS = fields.PRIORITY_WORDS
 
 
 def _float(value):

@@ -30,6 +30,7 @@ from storyhub.admin_base import (
 )
 
 from . import exporter, selectors, services
+from . import fields as story_fields
 from .admin_graph import project_graph
 from .models import (
     Backlog,
@@ -372,27 +373,9 @@ class StoryAdminForm(forms.ModelForm):
 
     class Meta:
         model = Story
-        # The admin narrows this to its fieldsets (get_form passes `fields`).
-        fields = (
-            "project",
-            "key",
-            "title",
-            "status",
-            "priority",
-            "version",
-            "backlog",
-            "epic",
-            "estimate",
-            "owner",
-            "author",
-            "labels",
-            "branch_name",
-            "file_path",
-            "created",
-            "last_updated",
-            "body",
-            "metadata",
-        )
+        # The admin narrows this to its fieldsets (get_form passes `fields`): the fields the
+        # services assign, plus the project, the status and the version the page was read at.
+        fields = ("project", "status", "version", *story_fields.WRITABLE)
         widgets = {"version": forms.HiddenInput}
 
     def clean_body(self):

@@ -28,8 +28,9 @@ from django.db.models import QuerySet, TextField
 from django.db.models.functions import Cast
 from django.utils.text import slugify
 
+from . import fields
 from .bulk import clean_value, match_status, normalize_status_word
-from .models import DEFAULT_STATUS_SLUG, Epic, Priority, Project, Status, StatusHistory, Story, StoryDependency
+from .models import DEFAULT_STATUS_SLUG, Epic, Project, Status, StatusHistory, Story, StoryDependency
 from .selectors import reader_visibility
 from .storyfiles import ITEM_DEFAULTS, StoryFileError, export_path, parse_story_file, render_story_file
 
@@ -39,59 +40,18 @@ FORMATS = ("markdown", "json", "csv")
 CONTENT_TYPES = {"markdown": "application/zip", "json": "application/json", "csv": "text/csv; charset=utf-8"}
 EXTENSIONS = {"markdown": "zip", "json": "json", "csv": "csv"}
 CHUNK = 500
-PRIORITY_WORDS = dict(Priority.choices)
+PRIORITY_WORDS = fields.PRIORITY_WORDS
 
-_VALUES = (
-    "id",
-    "key",
-    "title",
-    "backlog__slug",
-    "epic__slug",
-    "status__slug",
-    "status__category",
-    "priority",
-    "estimate",
-    "points_min",
-    "points_max",
-    "branch_name",
-    "file_path",
-    "owner",
-    "author",
-    "labels",
-    "created",
-    "last_updated",
-    "body",
-    "metadata",
-    "version",
-    "created_at",
-    "updated_at",
-)
+# A story dict holds the field table's exported fields, in its order; the links follow.
+_EXPORTED = tuple((name, fields.field(name).values_lookup) for name in fields.EXPORT_NAMES)
+_VALUES = ("id", *(lookup for _, lookup in _EXPORTED))
 # The JSON export copies the stored JSON text of these columns as it is (orjson.Fragment):
 # no decoding and re-encoding, so a stored value orjson could not encode (deeper than its
 # 254 levels, an integer beyond 64 bits) is exported intact instead of ending the stream.
-_JSON_COLUMNS = ("labels", "metadata")
+_JSON_COLUMNS = fields.JSON_NAMES
 _VALUES_JSON_AS_TEXT = tuple(v for v in _VALUES if v not in _JSON_COLUMNS)
 _JSON_AS_TEXT = {f"{name}_json": Cast(name, TextField()) for name in _JSON_COLUMNS}
-CSV_COLUMNS = (
-    "key",
-    "title",
-    "status",
-    "epic",
-    "backlog",
-    "priority",
-    "estimate",
-    "points_min",
-    "points_max",
-    "labels",
-    "dependencies",
-    "owner",
-    "author",
-    "branch_name",
-    "file_path",
-    "created",
-    "last_updated",
-    "version",
-)
+CSV_COLUMNS = fields.CSV_COLUMNS
 
 
 def export_filename(project: Project, fmt: str) -> str:
@@ -222,31 +182,9 @@ def _story_dict(r: dict, deps: list[dict], history: list[dict] | None, project_i
             entry["description"] = d["description"]
         dependencies.append(entry)
     dependencies.sort(key=lambda e: e["depends_on"])
-    story = {
-        "key": r["key"],
-        "title": r["title"],
-        "backlog": r["backlog__slug"],
-        "epic": r["epic__slug"],
-        "status": r["status__slug"],
-        "status_category": r["status__category"],
-        "priority": PRIORITY_WORDS.get(r["priority"]),
-        "estimate": r["estimate"],
-        "points_min": r["points_min"],
-        "points_max": r["points_max"],
-        "branch_name": r["branch_name"],
-        "file_path": r["file_path"],
-        "owner": r["owner"],
-        "author": r["author"],
-        "labels": r["labels"],
-        "created": r["created"],
-        "last_updated": r["last_updated"],
-        "body": r["body"],
-        "metadata": r["metadata"],
-        "version": r["version"],
-        "created_at": r["created_at"],
-        "updated_at": r["updated_at"],
-        "dependencies": dependencies,
-    }
+    story = {name: r[lookup] for name, lookup in _EXPORTED}
+    story["priority"] = PRIORITY_WORDS.get(r["priority"])
+    story["dependencies"] = dependencies
     if history is not None:
         story["history"] = history
     return story

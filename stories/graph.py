@@ -17,15 +17,15 @@ from decimal import Decimal
 
 from django.db import connection
 
-from . import readiness
-from .models import Priority, Project, Story, StoryDependency
+from . import fields, readiness
+from .models import Project, Story, StoryDependency
 from .rules import HIDDEN_STORY_LABEL, visibility_for
 from .selectors import reach_sql
 
 BLOCKS = readiness.BLOCKING_TYPE
 COMPLETED = readiness.DONE_CATEGORY
 UNSTARTED = readiness.READY_CATEGORY
-PRIORITY_WORDS = dict(Priority.choices)
+PRIORITY_WORDS = fields.PRIORITY_WORDS
 
 # The blocks graph is acyclic (the services refuse cycles), so a walk ends on its own;
 # the bound only protects against a corrupted graph.

@@ -192,10 +192,15 @@ class Priority(models.IntegerChoices):
 
     @classmethod
     def from_word(cls, word: str) -> Priority:
-        for value, label in cls.choices:
-            if label == str(word).strip().lower():
-                return cls(value)
-        raise ValueError(word)
+        try:
+            return cls(PRIORITY_BY_WORD[str(word).strip().lower()])
+        except KeyError:
+            raise ValueError(word) from None
+
+
+# The one priority map: stored number <-> the word the API, files and exports use.
+PRIORITY_WORDS: dict[int, str] = dict(Priority.choices)
+PRIORITY_BY_WORD: dict[str, int] = {word: value for value, word in Priority.choices}
 
 
 # Story keys never contain ':' — it separates project and key in "other-project:KEY".

@@ -49,7 +49,7 @@ from storyhub.errors import (
     StaleVersionError,
 )
 
-from . import readiness, selectors
+from . import fields, readiness, selectors
 from .models import (
     DEFAULT_STATUS_SLUG,
     DEFAULT_WORKFLOW,
@@ -154,7 +154,7 @@ def resolve_priority(priority: Any) -> int:
     try:
         return Priority.from_word(priority)
     except ValueError:
-        words = ", ".join(label for _, label in Priority.choices)
+        words = ", ".join(fields.PRIORITY_BY_WORD)
         raise ValidationError({"priority": [f"Unknown priority '{priority}'; use one of: {words}."]}) from None
 
 
@@ -573,23 +573,8 @@ def epic_delete(*, actor, epic: Epic, expected_version: int | None = None) -> No
 
 # --------------------------------------------------------------------------- stories
 
-STORY_FIELDS = (
-    "key",
-    "title",
-    "backlog",
-    "epic",
-    "priority",
-    "estimate",
-    "branch_name",
-    "file_path",
-    "owner",
-    "author",
-    "labels",
-    "created",
-    "last_updated",
-    "body",
-    "metadata",
-)
+# The fields story_create / story_update assign as given (the field table says which).
+STORY_FIELDS = fields.WRITABLE
 
 
 # Keys that would collide with a route under /api/v1/projects/{slug}/stories/.

@@ -26,61 +26,25 @@ import yaml
 
 from storyhub.validators import JSON_MAX_DEPTH, json_depth
 
+from . import fields
+
 SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 # The key in metadata holding the original front matter (None: the file had none).
 SOURCE_KEY = "_front_matter"
 
-# Front-matter key → bulk item field, for the keys StoryHub models.
-MODELED = {
-    "id": "key",
-    "title": "title",
-    "branch_name": "branch_name",
-    "epic": "epic",
-    "status": "status",
-    "priority": "priority",
-    "estimate": "estimate",
-    "dependencies": "depends_on",
-    "labels": "labels",
-    "tags": "labels",
-    "created": "created",
-    "author": "author",
-    "owner": "owner",
-    "last_updated": "last_updated",
-}
+# Front-matter key → bulk item field, for the keys StoryHub models (aliases included).
+MODELED = fields.FILE_KEYS
 # The order a story file's keys are written in when no original order is known.
-CANONICAL_ORDER = (
-    "id",
-    "title",
-    "branch_name",
-    "epic",
-    "status",
-    "priority",
-    "estimate",
-    "dependencies",
-    "labels",
-    "created",
-    "author",
-    "owner",
-    "last_updated",
-)
-FIELD_TO_KEY = {"key": "id", "depends_on": "dependencies"}
+CANONICAL_ORDER = fields.FILE_KEY_ORDER
+FIELD_TO_KEY = {item: key for item, key in fields.FILE_KEY_OF.items() if item != key}
 ITEM_FIELDS_FROM_BODY = ("body",)
 ITEM_DEFAULTS: dict[str, Any]
 # What an imported file means by a key it leaves out: the file is the story's truth, so a
 # removed key clears the field. Status is the exception: a file without one leaves the
 # story's status alone (new stories get the project's default status).
 ITEM_DEFAULTS = {
-    "epic": None,
-    "priority": "medium",
-    "estimate": "",
-    "depends_on": [],
-    "labels": [],
-    "created": None,
-    "last_updated": None,
-    "author": "",
-    "owner": "",
-    "branch_name": "",
+    item: fields.item_default(item) for item in fields.FILE_KEY_OF if item not in ("key", "title", "status")
 }
 
 _HEADING_RE = re.compile(r"^#[ \t]+(.+?)[ \t]*#*[ \t]*$", re.MULTILINE)
@@ -368,9 +332,7 @@ def story_front_matter(values: Mapping[str, Any], order: list[str]) -> str:
 
 def front_matter_values(story: Mapping[str, Any]) -> dict[str, Any]:
     """Front-matter key → value for an exported story dict (see stories.exporter)."""
-    values: dict[str, Any] = {"id": story["key"], "title": story["title"]}
-    for name in ("branch_name", "epic", "status", "priority", "estimate"):
-        values[name] = story.get(name)
+    values: dict[str, Any] = {f.file_keys[0]: story.get(f.name) for f in fields.STORY_FIELDS if f.file_keys}
     deps = []
     for dep in story.get("dependencies", ()):
         if dep.get("type", "blocks") == "blocks" and not dep.get("description"):
@@ -382,8 +344,6 @@ def front_matter_values(story: Mapping[str, Any]) -> dict[str, Any]:
             deps.append(entry)
     values["dependencies"] = deps
     values["labels"] = list(story.get("labels") or [])
-    for name in ("created", "author", "owner", "last_updated"):
-        values[name] = story.get(name)
     return values
 
 

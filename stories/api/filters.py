@@ -10,9 +10,10 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from stories.models import Priority, StatusCategory, Story
+from stories import fields
+from stories.models import StatusCategory, Story
 
-PRIORITY_BY_WORD = {label: value for value, label in Priority.choices}
+PRIORITY_BY_WORD = fields.PRIORITY_BY_WORD
 
 
 class CSVCharFilter(django_filters.BaseInFilter, django_filters.CharFilter):

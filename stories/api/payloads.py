@@ -13,40 +13,15 @@ from django.db import connection
 from django.db.models import QuerySet, TextField
 from django.db.models.functions import Cast
 
-from stories import readiness
-from stories.models import Priority, Project, Status, Story, StoryDependency
+from stories import fields, readiness
+from stories.models import Project, Status, Story, StoryDependency
 from stories.selectors import visible_project_sql
 
-PRIORITY_WORDS = dict(Priority.choices)
-FIELDS = (
-    "id",
-    "key",
-    "title",
-    "project__slug",
-    "backlog__slug",
-    "epic__slug",
-    "status__slug",
-    "status__category",
-    "priority",
-    "estimate",
-    "points_min",
-    "points_max",
-    "branch_name",
-    "file_path",
-    "owner",
-    "author",
-    "labels",
-    "created",
-    "last_updated",
-    "body",
-    "metadata",
-    "version",
-    "created_at",
-    "updated_at",
-)
+PRIORITY_WORDS = fields.PRIORITY_WORDS
+FIELDS = fields.VALUES
 
 
-JSON_FIELDS = ("labels", "metadata")
+JSON_FIELDS = fields.JSON_NAMES
 # JSON columns are read as text and decoded with orjson (several times faster than the
 # standard library decoder Django's JSONField uses, which shows on a 100-row page).
 _JSON_AS_TEXT = {f"{name}_json": Cast(name, TextField()) for name in JSON_FIELDS}

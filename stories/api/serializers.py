@@ -5,17 +5,17 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from stories import fields
 from stories.models import (
     DependencyType,
     MemberRole,
-    Priority,
     ProjectStatus,
     StatusCategory,
     StoryDependency,
 )
 
 # The API's words for priorities (stored as numbers so they order).
-PRIORITY_WORDS = [label for _, label in Priority.choices]
+PRIORITY_WORDS = list(fields.PRIORITY_BY_WORD)
 
 # Read and write models use the same ChoiceFields, so each set of choices is one enum
 # component (named in SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]) and a generated
@@ -88,18 +88,18 @@ class ProjectSerializer(serializers.Serializer):
 
 
 class StoryInputSerializer(StrictSerializer):
-    key = serializers.CharField(max_length=64)
-    title = serializers.CharField(max_length=500)
+    key = serializers.CharField(max_length=fields.max_length("key"))
+    title = serializers.CharField(max_length=fields.max_length("title"))
     status = serializers.CharField(required=False)
     notes = serializers.CharField(required=False, allow_blank=True)
     backlog = serializers.CharField(required=False, allow_null=True)
     epic = serializers.CharField(required=False, allow_null=True)
     priority = serializers.ChoiceField(choices=PRIORITY_WORDS, required=False)
-    estimate = serializers.CharField(required=False, allow_blank=True, max_length=32)
-    branch_name = serializers.CharField(required=False, allow_blank=True, max_length=255)
-    file_path = serializers.CharField(required=False, allow_blank=True, max_length=1000)
-    owner = serializers.CharField(required=False, allow_blank=True, max_length=150)
-    author = serializers.CharField(required=False, allow_blank=True, max_length=150)
+    estimate = serializers.CharField(required=False, allow_blank=True, max_length=fields.max_length("estimate"))
+    branch_name = serializers.CharField(required=False, allow_blank=True, max_length=fields.max_length("branch_name"))
+    file_path = serializers.CharField(required=False, allow_blank=True, max_length=fields.max_length("file_path"))
+    owner = serializers.CharField(required=False, allow_blank=True, max_length=fields.max_length("owner"))
+    author = serializers.CharField(required=False, allow_blank=True, max_length=fields.max_length("author"))
     labels = serializers.ListField(child=serializers.CharField(), required=False)
     created = serializers.DateField(required=False, allow_null=True)
     last_updated = serializers.DateField(required=False, allow_null=True)

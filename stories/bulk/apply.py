@@ -16,36 +16,13 @@ from audit.services import audit_record_many, audit_row
 from storyhub.errors import ApplicationError, ConflictError
 from storyhub.fastinsert import insert_rows
 
-from .. import services
+from .. import fields, services
 from ..models import DEFAULT_STATUS_SLUG, Priority, Status, StatusHistory, Story, StoryDependency
 from .parse import Dep, Item
 from .plan import Plan, links_differ, read_links, same_link
 from .values import CATEGORY_HINTS
 
-STORY_COLUMNS = (
-    "project_id",
-    "key",
-    "title",
-    "backlog_id",
-    "epic_id",
-    "status_id",
-    "priority",
-    "estimate",
-    "points_min",
-    "points_max",
-    "branch_name",
-    "file_path",
-    "owner",
-    "author",
-    "labels",
-    "created",
-    "last_updated",
-    "body",
-    "metadata",
-    "version",
-    "created_at",
-    "updated_at",
-)
+STORY_COLUMNS = fields.COLUMNS  # the order of the values _story_row() gives
 _UPDATED_COLUMNS = tuple(c for c in STORY_COLUMNS if c not in ("project_id", "key", "created_at"))
 _UPDATED_COLUMNS = tuple(c.removesuffix("_id") for c in _UPDATED_COLUMNS)
 _HISTORY_COLUMNS = ("story_id", "old_status_id", "new_status_id", "changed_by_id", "changed_at", "notes")

@@ -15,39 +15,18 @@ from django.core.exceptions import ValidationError
 
 from storyhub.validators import validate_json_value
 
-from .. import services
-from ..models import Priority, Status, Story
+from .. import fields, services
+from ..models import Status
 
 # Fields an item may carry (besides "key"). "depends_on" is the story's complete list of
 # dependencies: links missing from it are removed; leave it out to keep the links as they are.
-ITEM_FIELDS = (
-    "title",
-    "status",
-    "notes",
-    "backlog",
-    "epic",
-    "priority",
-    "estimate",
-    "branch_name",
-    "file_path",
-    "owner",
-    "author",
-    "labels",
-    "created",
-    "last_updated",
-    "body",
-    "metadata",
-    "depends_on",
-)
+# "notes" is not a story field: it goes with a status change.
+ITEM_FIELDS = (*fields.ITEM_NAMES, "notes")
 # Text fields with a length limit: the model's max_length, the check full_clean() would make.
-TEXT_LIMITS = {
-    name: Story._meta.get_field(name).max_length
-    for name in ("title", "estimate", "branch_name", "file_path", "owner", "author")
-}
-PLAIN_FIELDS = ("title", "priority", "estimate", "branch_name", "file_path", "owner", "author", "labels")
-PLAIN_FIELDS += ("created", "last_updated", "body", "metadata")
-MAX_POINTS = 99999  # points_min / points_max are DECIMAL(7, 2)
-_PRIORITY_WORDS = {label: value for value, label in Priority.choices}
+TEXT_LIMITS = fields.TEXT_LIMITS
+PLAIN_FIELDS = fields.PLAIN_NAMES
+MAX_POINTS = fields.MAX_POINTS
+_PRIORITY_WORDS = fields.PRIORITY_BY_WORD
 
 # Status words seen in story files that are not slugs of the default workflow.
 STATUS_ALIASES = {

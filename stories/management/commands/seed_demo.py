@@ -15,6 +15,7 @@ from django.db import transaction
 from audit.context import write_context
 from stories import services
 from stories.factories import BacklogFactory, EpicFactory, MemberFactory, ProjectFactory, StoryFactory, UserFactory
+from stories.fields import PRIORITY_BY_WORD
 from stories.importer import import_stories
 from stories.models import Project, ProjectMember, Story
 from storyhub.errors import BlockedError
@@ -135,7 +136,7 @@ class Command(BaseCommand):
                     actor=planner,
                     backlog=rng.choice(backlogs),
                     epic=rng.choice(epics),
-                    priority=rng.choice(["low", "medium", "high", "urgent", "critical"]),
+                    priority=rng.choice(list(PRIORITY_BY_WORD)),
                     estimate=rng.choice(ESTIMATES),
                     labels=sorted(rng.sample(LABELS, rng.randint(0, 3))),
                     author="planning-agent",

@@ -147,6 +147,7 @@ def build(db: str, stories: int, projects: int, seed: int = 7, quiet: bool = Fal
     now = datetime(2026, 1, 1, tzinfo=UTC)
     sid = 0
     story_rows, dep_rows, hist_rows, audit_rows = [], [], [], []
+    story_columns = ["id", *fields.COLUMNS]  # the field table's, so the COPY matches the model
     platform_ids: dict[int, list[int]] = {}
     epic_rows = []
     epic_id = 0
@@ -170,33 +171,32 @@ def build(db: str, stories: int, projects: int, seed: int = 7, quiet: bool = Fal
             lo, _, hi = est.rstrip("sp").partition("-")
             key = f"B{p:02d}-{j + 1:05d}"
             created = now - timedelta(days=per_project - j)
-            story_rows.append(
-                (
-                    sid,
-                    proj.pk,
-                    key,
-                    f"{rng.choice(WORDS).title()} {rng.choice(WORDS)} for {key}",
-                    None,
-                    epic_id,
-                    status_ids[(proj.pk, final)],
-                    prio,
-                    est,
-                    lo,
-                    hi or lo,
-                    f"{key.lower()}-branch",
-                    f"stories/{key}.md",
-                    "team-a",
-                    "planning-agent",
-                    json.dumps(rng.sample(LABELS, 2)),
-                    created.date(),
-                    created.date(),
-                    f"# {key}\n\nGenerated benchmark story.\n",
-                    json.dumps({"layer": "bench", "market": "global"}),
-                    len(PATH_TO[final]) + (0 if PATH_TO[final][0] == "draft" else 1),
-                    created,
-                    created,
-                )
-            )
+            row = {
+                "id": sid,
+                "project_id": proj.pk,
+                "key": key,
+                "title": f"{rng.choice(WORDS).title()} {rng.choice(WORDS)} for {key}",
+                "backlog_id": None,
+                "epic_id": epic_id,
+                "status_id": status_ids[(proj.pk, final)],
+                "priority": prio,
+                "estimate": est,
+                "points_min": lo,
+                "points_max": hi or lo,
+                "branch_name": f"{key.lower()}-branch",
+                "file_path": f"stories/{key}.md",
+                "owner": "team-a",
+                "author": "planning-agent",
+                "labels": json.dumps(rng.sample(LABELS, 2)),
+                "created": created.date(),
+                "last_updated": created.date(),
+                "body": f"# {key}\n\nGenerated benchmark story.\n",
+                "metadata": json.dumps({"layer": "bench", "market": "global"}),
+                "version": len(PATH_TO[final]) + (0 if PATH_TO[final][0] == "draft" else 1),
+                "created_at": created,
+                "updated_at": created,
+            }
+            story_rows.append(tuple(row[column] for column in story_columns))
             # ~3 blocks dependencies, always to earlier stories
             epic_start = first_in_project + epic_idx * EPIC_SIZE
             deps: set[int] = set()
@@ -242,10 +242,12 @@ def build(db: str, stories: int, projects: int, seed: int = 7, quiet: bool = Fal
     for i in range(CHAIN_STORIES):
         chain_id = sid + 1 + i
         key = f"CH-{i + 1:05d}"
-        chain_rows.append(
-            (chain_id, chain.pk, key, f"Chain {key}", None, None, chain_ready, 2, "", None, None, "", "", "", "")
-            + ("[]", None, None, "", "{}", 1, now, now)
-        )
+        row = dict.fromkeys(story_columns, "")  # the text columns empty
+        row |= {"id": chain_id, "project_id": chain.pk, "key": key, "title": f"Chain {key}", "status_id": chain_ready}
+        row |= {"backlog_id": None, "epic_id": None, "priority": 2, "points_min": None, "points_max": None}
+        row |= {"labels": "[]", "created": None, "last_updated": None, "metadata": "{}", "version": 1}
+        row |= {"created_at": now, "updated_at": now}
+        chain_rows.append(tuple(row[column] for column in story_columns))
         chain_deps += [(chain_id, chain_id - k, "blocks", "", now) for k in (1, 2) if i - k >= 0]
 
     with connection.cursor() as dj_cur:
@@ -254,7 +256,7 @@ def build(db: str, stories: int, projects: int, seed: int = 7, quiet: bool = Fal
         _copy(
             cur,
             "stories",
-            ["id", *fields.COLUMNS],
+            story_columns,
             story_rows + chain_rows,
         )
         _copy(

@@ -22,7 +22,7 @@ from .parse import Dep, Item
 from .plan import Plan, links_differ, read_links, same_link
 from .values import CATEGORY_HINTS
 
-STORY_COLUMNS = fields.COLUMNS  # the order of the values _story_row() gives
+STORY_COLUMNS = fields.COLUMNS
 _UPDATED_COLUMNS = tuple(c for c in STORY_COLUMNS if c not in ("project_id", "key", "created_at"))
 _UPDATED_COLUMNS = tuple(c.removesuffix("_id") for c in _UPDATED_COLUMNS)
 _HISTORY_COLUMNS = ("story_id", "old_status_id", "new_status_id", "changed_by_id", "changed_at", "notes")
@@ -165,30 +165,31 @@ def _story_row(plan: Plan, item: Item, status: Status, now) -> tuple[Any, ...]:
     points_min, points_max = services.parse_estimate(estimate)
     backlog = plan.backlog or data.get("backlog")
     epic = plan.epics[item.epic_slug] if item.epic_slug else None
-    return (
-        plan.project.pk,
-        item.key,
-        data["title"],
-        backlog.pk if backlog else None,
-        epic.pk if epic else None,
-        status.pk,
-        data.get("priority", Priority.MEDIUM),
-        estimate,
-        points_min,
-        points_max,
-        data.get("branch_name", ""),
-        data.get("file_path", ""),
-        data.get("owner", ""),
-        data.get("author", ""),
-        data.get("labels", []),
-        data.get("created"),
-        data.get("last_updated"),
-        data.get("body", ""),
-        data.get("metadata", {}),
-        1,
-        now,
-        now,
-    )
+    row = {
+        "project_id": plan.project.pk,
+        "key": item.key,
+        "title": data["title"],
+        "backlog_id": backlog.pk if backlog else None,
+        "epic_id": epic.pk if epic else None,
+        "status_id": status.pk,
+        "priority": data.get("priority", Priority.MEDIUM),
+        "estimate": estimate,
+        "points_min": points_min,
+        "points_max": points_max,
+        "branch_name": data.get("branch_name", ""),
+        "file_path": data.get("file_path", ""),
+        "owner": data.get("owner", ""),
+        "author": data.get("author", ""),
+        "labels": data.get("labels", []),
+        "created": data.get("created"),
+        "last_updated": data.get("last_updated"),
+        "body": data.get("body", ""),
+        "metadata": data.get("metadata", {}),
+        "version": 1,
+        "created_at": now,
+        "updated_at": now,
+    }
+    return tuple(row[column] for column in STORY_COLUMNS)
 
 
 def _insert_new_links_and_audit(plan: Plan, new: list[Item], statuses: list[Status], now) -> None:

@@ -49,7 +49,8 @@ from storyhub.errors import (
     StaleVersionError,
 )
 
-from . import fields, readiness, selectors
+from . import readiness, selectors
+from .fields import PRIORITY_BY_WORD, WRITABLE
 from .models import (
     DEFAULT_STATUS_SLUG,
     DEFAULT_WORKFLOW,
@@ -154,7 +155,7 @@ def resolve_priority(priority: Any) -> int:
     try:
         return Priority.from_word(priority)
     except ValueError:
-        words = ", ".join(fields.PRIORITY_BY_WORD)
+        words = ", ".join(PRIORITY_BY_WORD)
         raise ValidationError({"priority": [f"Unknown priority '{priority}'; use one of: {words}."]}) from None
 
 
@@ -574,7 +575,7 @@ def epic_delete(*, actor, epic: Epic, expected_version: int | None = None) -> No
 # --------------------------------------------------------------------------- stories
 
 # The fields story_create / story_update assign as given (the field table says which).
-STORY_FIELDS = fields.WRITABLE
+STORY_FIELDS = WRITABLE
 
 
 # Keys that would collide with a route under /api/v1/projects/{slug}/stories/.

@@ -16,13 +16,14 @@ from audit.services import audit_record_many, audit_row
 from storyhub.errors import ApplicationError, ConflictError
 from storyhub.fastinsert import insert_rows
 
-from .. import fields, services
+from .. import services
+from ..fields import COLUMNS
 from ..models import DEFAULT_STATUS_SLUG, Priority, Status, StatusHistory, Story, StoryDependency
 from .parse import Dep, Item
 from .plan import Plan, links_differ, read_links, same_link
 from .values import CATEGORY_HINTS
 
-STORY_COLUMNS = fields.COLUMNS
+STORY_COLUMNS = COLUMNS
 _UPDATED_COLUMNS = tuple(c for c in STORY_COLUMNS if c not in ("project_id", "key", "created_at"))
 _UPDATED_COLUMNS = tuple(c.removesuffix("_id") for c in _UPDATED_COLUMNS)
 _HISTORY_COLUMNS = ("story_id", "old_status_id", "new_status_id", "changed_by_id", "changed_at", "notes")

@@ -15,6 +15,8 @@ import enum
 from dataclasses import dataclass
 from typing import Any
 
+from django.db import models
+
 from .models import PRIORITY_BY_WORD, PRIORITY_WORDS, Priority, Story
 
 __all__ = [
@@ -147,6 +149,13 @@ def field(name: str) -> StoryField:
     return FIELDS[name]
 
 
+def _model_field(name: str) -> models.Field:
+    """The concrete model field `name` of Story (the table lists no reverse relations)."""
+    field = Story._meta.get_field(name)
+    assert isinstance(field, models.Field), name
+    return field
+
+
 def max_length(name: str) -> int | None:
     """The model's max_length of story field `name` (for serializers and checks)."""
     return FIELDS[name].max_length
@@ -156,7 +165,7 @@ API_NAMES: tuple[str, ...] = tuple(f.name for f in STORY_FIELDS)
 # The stories table's columns (attnames, the id aside), each once: the project first (rows
 # written in bulk start with it), then in table order.
 COLUMNS: tuple[str, ...] = tuple(
-    dict.fromkeys(["project_id", *(Story._meta.get_field(f.column).attname for f in STORY_FIELDS if f.column)])
+    dict.fromkeys(["project_id", *(_model_field(f.column).attname for f in STORY_FIELDS if f.column)])
 )
 # What `.values()` reads for a page of stories: the id, then every stored field in order.
 VALUES: tuple[str, ...] = ("id", *(f.values_lookup for f in STORY_FIELDS if f.values_lookup))
@@ -171,14 +180,16 @@ ITEM_NAMES: tuple[str, ...] = tuple(f.item for f in STORY_FIELDS if f.item and f
 PLAIN_NAMES: tuple[str, ...] = tuple(
     f.item for f in STORY_FIELDS if f.writable and f.item and f.item != "key" and f.kind is not Kind.REFERENCE
 )
-CSV_COLUMNS: tuple[str, ...] = tuple(f.name for f in sorted((f for f in STORY_FIELDS if f.csv), key=lambda f: f.csv))
+CSV_COLUMNS: tuple[str, ...] = tuple(
+    f.name for f in sorted((f for f in STORY_FIELDS if f.csv), key=lambda f: f.csv or 0)
+)
 # Front-matter key (aliases included) -> the write field it carries.
 FILE_KEYS: dict[str, str] = {key: f.item for f in STORY_FIELDS if f.item for key in f.file_keys}
 # Write field -> the front-matter key a story file is written with.
 FILE_KEY_OF: dict[str, str] = {f.item: f.file_keys[0] for f in STORY_FIELDS if f.item and f.file_keys}
 # The order of a story file's keys when no original order is known.
 FILE_KEY_ORDER: tuple[str, ...] = tuple(
-    f.file_keys[0] for f in sorted((f for f in STORY_FIELDS if f.file_position), key=lambda f: f.file_position)
+    f.file_keys[0] for f in sorted((f for f in STORY_FIELDS if f.file_position), key=lambda f: f.file_position or 0)
 )
 # Text limits of the write fields that have one (title 500, estimate 32, ...).
 TEXT_LIMITS: dict[str, int] = {
@@ -197,7 +208,7 @@ def item_default(name: str) -> Any:
     default (a priority as its word; no links)."""
     if name == "depends_on":
         return []
-    default = Story._meta.get_field(name).get_default()
+    default = _model_field(name).get_default()
     if name == "priority":
         return PRIORITY_WORDS[Priority(default)]
     return default

@@ -18,7 +18,7 @@ from decimal import Decimal
 from django.db import connection
 
 from . import fields, readiness
-from .models import Project, Story, StoryDependency
+from .models import Project, Status, Story, StoryDependency
 from .rules import HIDDEN_STORY_LABEL, visibility_for
 from .selectors import reach_sql
 
@@ -34,6 +34,8 @@ DEFAULT_READY_LIMIT = 100
 MAX_READY_LIMIT = 1000
 
 _DEPS = StoryDependency._meta.db_table
+_STORIES = Story._meta.db_table
+_STATUSES = Status._meta.db_table
 
 # One level of a bounded walk: the next stories of a frontier (chunked like the payloads).
 _LEVEL_SQL = f"SELECT DISTINCT d.{{far}} FROM {_DEPS} d WHERE d.type = %s AND d.{{near}} IN ({{ids}})"
@@ -109,16 +111,16 @@ def story_dependents(*, story: Story, transitive: bool = False, max_depth: int |
 
 # The rule itself (which category is ready, which link blocks) is stories.readiness's.
 _READY_SQL = f"""
-    SELECT s.id FROM stories s JOIN statuses st ON st.id = s.status_id
+    SELECT s.id FROM {_STORIES} s JOIN {_STATUSES} st ON st.id = s.status_id
     WHERE s.project_id = %s AND {readiness.ready_category_sql("st")}
       AND NOT EXISTS (
-        SELECT 1 FROM story_dependencies d
-        JOIN stories b ON b.id = d.depends_on_id JOIN statuses bs ON bs.id = b.status_id
+        SELECT 1 FROM {_DEPS} d
+        JOIN {_STORIES} b ON b.id = d.depends_on_id JOIN {_STATUSES} bs ON bs.id = b.status_id
         WHERE d.story_id = s.id AND {readiness.open_blocker_sql("d", "bs")}
       )
     ORDER BY s.priority DESC,
-      (SELECT COUNT(*) FROM story_dependencies w
-        JOIN stories ws ON ws.id = w.story_id JOIN statuses wst ON wst.id = ws.status_id
+      (SELECT COUNT(*) FROM {_DEPS} w
+        JOIN {_STORIES} ws ON ws.id = w.story_id JOIN {_STATUSES} wst ON wst.id = ws.status_id
         WHERE w.depends_on_id = s.id AND w.type = %s AND {readiness.open_category_sql("wst")}) DESC,
       s.key, s.id
     LIMIT %s OFFSET %s

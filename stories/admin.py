@@ -122,6 +122,19 @@ class KnownLabelsAutocompleteSelect(AutocompleteSelect):
         return [(None, options, 0)]
 
 
+def blocked_override_fields(help_text: str) -> tuple[forms.BooleanField, forms.CharField]:
+    """The blocked guard's override checkbox and its reason (story form and bulk action)."""
+    return (
+        forms.BooleanField(label="Override the blocked guard", required=False, help_text=help_text),
+        forms.CharField(
+            label="Reason for the override",
+            required=False,
+            widget=forms.Textarea(attrs={"rows": 2, "cols": 60}),
+            help_text="Required with the override; kept in the status history and the audit log.",
+        ),
+    )
+
+
 class VisibleValuesFieldListFilter(admin.AllValuesFieldListFilter):
     """The distinct values among the rows this admin shows the user. Django's own filter
     takes them from the whole related table when the path crosses a relation
@@ -355,16 +368,8 @@ class StoryAdminForm(forms.ModelForm):
         widget=forms.Textarea(attrs={"rows": 2, "cols": 60}),
         help_text="Kept in the status history when the status changes.",
     )
-    override_blocked = forms.BooleanField(
-        label="Override the blocked guard",
-        required=False,
-        help_text="Project admins: start or complete this story although a blocking story is not completed.",
-    )
-    override_reason = forms.CharField(
-        label="Reason for the override",
-        required=False,
-        widget=forms.Textarea(attrs={"rows": 2, "cols": 60}),
-        help_text="Required with the override; kept in the status history and the audit log.",
+    override_blocked, override_reason = blocked_override_fields(
+        "Project admins: start or complete this story although a blocking story is not completed."
     )
 
     # The markdown body is kept exactly as written: no stripping, and a browser's CRLF
@@ -509,16 +514,8 @@ class StatusHistoryInline(admin.TabularInline):
 class TransitionForm(forms.Form):
     status = forms.ChoiceField(label="New status")
     notes = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3, "cols": 60}))
-    override_blocked = forms.BooleanField(
-        label="Override the blocked guard",
-        required=False,
-        help_text="Project admins: move blocked stories too (their blockers are not completed).",
-    )
-    reason = forms.CharField(
-        label="Reason for the override",
-        required=False,
-        widget=forms.Textarea(attrs={"rows": 2, "cols": 60}),
-        help_text="Required with the override; kept in the status history and the audit log.",
+    override_blocked, reason = blocked_override_fields(
+        "Project admins: move blocked stories too (their blockers are not completed)."
     )
 
     def clean(self):

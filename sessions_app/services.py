@@ -12,6 +12,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from audit.events import AuditAction, EntityType
 from audit.services import audit_record
 
 from . import permissions as policy
@@ -26,9 +27,9 @@ def session_revoke(*, actor, session: Session) -> None:
         raise PermissionDenied("You may not revoke this session.")
     audit_record(
         actor=actor,
-        action="session.revoked",
+        action=AuditAction.SESSION_REVOKED,
         target=session,
-        entity_type="session",
+        entity_type=EntityType.SESSION,
         entity_id=session.sid[:8],
         extra={"session_user_id": session.user_id},
     )
@@ -46,7 +47,9 @@ def session_revoke_all_for_user(*, actor, user) -> int:
 def _revoke_sessions(*, actor, user, reason: str | None = None) -> int:
     count, _ = Session.objects.filter(user=user).delete()
     extra = {"count": count} if reason is None else {"count": count, "reason": reason}
-    audit_record(actor=actor, action="session.revoked_all", target=user, entity_type="user", extra=extra)
+    audit_record(
+        actor=actor, action=AuditAction.SESSION_REVOKED_ALL, target=user, entity_type=EntityType.USER, extra=extra
+    )
     return count
 
 
@@ -86,9 +89,9 @@ def api_key_create(
     key.save(force_insert=True)
     audit_record(
         actor=actor,
-        action="api_key.created",
+        action=AuditAction.API_KEY_CREATED,
         target=key,
-        entity_type="api_key",
+        entity_type=EntityType.API_KEY,
         extra={"user_id": user.pk, "name": name, "prefix": key.prefix, "read_only": read_only},
     )
     return key, plaintext
@@ -102,7 +105,7 @@ def api_key_revoke(*, actor, key: ApiKey) -> ApiKey:
     if key.revoked_at is None:
         key.revoked_at = timezone.now()
         key.save(update_fields=["revoked_at"])
-        audit_record(actor=actor, action="api_key.revoked", target=key, entity_type="api_key")
+        audit_record(actor=actor, action=AuditAction.API_KEY_REVOKED, target=key, entity_type=EntityType.API_KEY)
     return key
 
 
@@ -111,7 +114,13 @@ def _revoke_keys(*, actor, user, reason: str) -> int:
     keys = list(ApiKey.objects.select_for_update().filter(user=user, revoked_at=None))
     ApiKey.objects.filter(pk__in=[k.pk for k in keys]).update(revoked_at=now)
     for key in keys:
-        audit_record(actor=actor, action="api_key.revoked", target=key, entity_type="api_key", extra={"reason": reason})
+        audit_record(
+            actor=actor,
+            action=AuditAction.API_KEY_REVOKED,
+            target=key,
+            entity_type=EntityType.API_KEY,
+            extra={"reason": reason},
+        )
     return len(keys)
 
 
@@ -152,7 +161,9 @@ def user_save(*, actor, user):
     if before is None:
         changes: dict[str, tuple[Any, Any]] = {f: (None, getattr(user, f)) for f in USER_AUDITED_FIELDS}
         changes["password"] = (None, _password_state(user))
-        audit_record(actor=actor, action="user.created", target=user, entity_type="user", changes=changes)
+        audit_record(
+            actor=actor, action=AuditAction.USER_CREATED, target=user, entity_type=EntityType.USER, changes=changes
+        )
         return user
     changes = {
         f: (getattr(before, f), getattr(user, f)) for f in USER_AUDITED_FIELDS if getattr(before, f) != getattr(user, f)
@@ -160,7 +171,9 @@ def user_save(*, actor, user):
     if before.password != user.password:
         changes["password"] = (_password_state(before), "changed" if user.has_usable_password() else "unusable")
     if changes:
-        audit_record(actor=actor, action="user.updated", target=user, entity_type="user", changes=changes)
+        audit_record(
+            actor=actor, action=AuditAction.USER_UPDATED, target=user, entity_type=EntityType.USER, changes=changes
+        )
     if before.is_active and not user.is_active:
         _revoke_keys(actor=actor, user=user, reason="user deactivated")
         _revoke_sessions(actor=actor, user=user, reason="user deactivated")
@@ -192,4 +205,10 @@ def user_set_access(*, actor, user, groups=None, permissions=None) -> None:
             manager.set(new_items)
             changes[name] = (sorted(map(str, old_items)), sorted(map(str, new_items)))
     if changes:
-        audit_record(actor=actor, action="user.access_changed", target=user, entity_type="user", changes=changes)
+        audit_record(
+            actor=actor,
+            action=AuditAction.USER_ACCESS_CHANGED,
+            target=user,
+            entity_type=EntityType.USER,
+            changes=changes,
+        )

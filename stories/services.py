@@ -320,7 +320,7 @@ def project_update(*, actor, project: Project, data: Mapping[str, Any], expected
     _check_project_settings(project.settings)
     if changes:
         _save_versioned(project, changes)
-        audit_record(actor=actor, action="project.updated", target=project, changes=changes)
+        audit_record(actor=actor, action=AuditAction.PROJECT_UPDATED, target=project, changes=changes)
     return project
 
 
@@ -504,7 +504,11 @@ def status_update(*, actor, status: Status, data: Mapping[str, Any], expected_ve
         _validate_transitions(status.project, status)
         _save_versioned(status, changes)
         audit_record(
-            actor=actor, action="status.updated", target=status, changes=changes, extra={"project": status.project.slug}
+            actor=actor,
+            action=AuditAction.STATUS_UPDATED,
+            target=status,
+            changes=changes,
+            extra={"project": status.project.slug},
         )
     return status
 
@@ -521,7 +525,10 @@ def status_delete(*, actor, status: Status, expected_version: int | None = None)
             {"status": [f"Status '{status.slug}' is used by stories or their history; it cannot be deleted."]}
         )
     audit_record(
-        actor=actor, action="status.deleted", target=status, extra={"project": status.project.slug, "slug": status.slug}
+        actor=actor,
+        action=AuditAction.STATUS_DELETED,
+        target=status,
+        extra={"project": status.project.slug, "slug": status.slug},
     )
     try:
         status.delete()
@@ -538,7 +545,11 @@ def epic_create(*, actor, project: Project, slug: str, name: str = "", descripti
     epic = Epic(project=project, slug=slug, name=name or slug, description=description)
     _create(epic)
     audit_record(
-        actor=actor, action="epic.created", target=epic, changes={"slug": (None, slug)}, extra={"project": project.slug}
+        actor=actor,
+        action=AuditAction.EPIC_CREATED,
+        target=epic,
+        changes={"slug": (None, slug)},
+        extra={"project": project.slug},
     )
     return epic
 
@@ -557,7 +568,11 @@ def epic_update(*, actor, epic: Epic, data: Mapping[str, Any], expected_version:
     if changes:
         _save_versioned(epic, changes)
         audit_record(
-            actor=actor, action="epic.updated", target=epic, changes=changes, extra={"project": epic.project.slug}
+            actor=actor,
+            action=AuditAction.EPIC_UPDATED,
+            target=epic,
+            changes=changes,
+            extra={"project": epic.project.slug},
         )
     return epic
 
@@ -567,7 +582,10 @@ def epic_delete(*, actor, epic: Epic, expected_version: int | None = None) -> No
     require_project_role(actor, epic.project, ProjectMember.Role.ADMIN)
     epic = _lock_versioned(epic, expected_version, f"Epic {epic.slug}")
     audit_record(
-        actor=actor, action="epic.deleted", target=epic, extra={"project": epic.project.slug, "slug": epic.slug}
+        actor=actor,
+        action=AuditAction.EPIC_DELETED,
+        target=epic,
+        extra={"project": epic.project.slug, "slug": epic.slug},
     )
     epic.delete()
 
@@ -825,7 +843,7 @@ def story_update(
     extra: dict[str, Any] = {"project": locked.project.slug, "key": locked.key, "version": locked.version}
     if override is not None:
         extra["override_blocked"] = override
-    audit_record(actor=actor, action="story.updated", target=locked, changes=changes, extra=extra)
+    audit_record(actor=actor, action=AuditAction.STORY_UPDATED, target=locked, changes=changes, extra=extra)
     return locked
 
 

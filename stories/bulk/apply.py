@@ -12,6 +12,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection
 from django.utils import timezone
 
+from audit.events import AuditAction, EntityType
 from audit.services import audit_record_many, audit_row
 from storyhub.errors import ApplicationError, ConflictError
 from storyhub.fastinsert import insert_rows
@@ -209,8 +210,8 @@ def _insert_new_links_and_audit(plan: Plan, new: list[Item], statuses: list[Stat
         audit_rows.append(
             audit_row(
                 actor=plan.actor,
-                action="story.created",
-                entity_type="story",
+                action=AuditAction.STORY_CREATED,
+                entity_type=EntityType.STORY,
                 entity_id=item.story_id,
                 project_id=plan.project.pk,
                 changes=changes,
@@ -321,8 +322,8 @@ def update_stories(plan: Plan, changed: list[Item]) -> dict[int, Story]:
         audit_rows.append(
             audit_row(
                 actor=plan.actor,
-                action="story.updated",
-                entity_type="story",
+                action=AuditAction.STORY_UPDATED,
+                entity_type=EntityType.STORY,
                 entity_id=story.pk,
                 project_id=plan.project.pk,
                 changes=changes,

@@ -32,7 +32,7 @@ from . import fields
 from .bulk import clean_value, match_status, normalize_status_word
 from .models import DEFAULT_STATUS_SLUG, Epic, Project, Status, StatusHistory, Story, StoryDependency
 from .selectors import reader_visibility
-from .storyfiles import ITEM_DEFAULTS, StoryFileError, export_path, parse_story_file, render_story_file
+from .storyfiles import ITEM_DEFAULTS, SOURCE_KEY, StoryFileError, export_path, parse_story_file, render_story_file
 
 Progress = Callable[[int], None]  # called with the number of stories written so far
 
@@ -231,22 +231,14 @@ class RoundTrip:
         self.epics = set(Epic.objects.filter(project=project).values_list("slug", flat=True))
         self.default_status = project.settings.get("default_status", DEFAULT_STATUS_SLUG)
 
-    def same(self, text: str, path: str, story: dict[str, Any]) -> bool:
+    def same(self, text: str, path: str, story: dict[str, Any], *, source_too: bool = True) -> bool:
+        """Whether `text` imports as `story`; `source_too=False`: apart from the kept front
+        matter text itself (a file edited in place has a new one)."""
         try:
             item = {**ITEM_DEFAULTS, **parse_story_file(text, path).item}
         except StoryFileError:
             return False
-        try:
-            if item["key"] != story["key"] or item["file_path"] != story["file_path"]:
-                return False
-            for name in _COMPARED_AS_CLEANED:
-                if clean_value(name, item[name]) != story[name]:
-                    return False
-            if item["body"] != story["body"] or clean_value("metadata", item["metadata"]) != story["metadata"]:
-                return False
-            if PRIORITY_WORDS[clean_value("priority", item["priority"])] != story["priority"]:
-                return False
-        except Exception:  # noqa: BLE001 - any value the importer would refuse is "not the same"
+        if not _same_plain_values(item, story, source_too=source_too):
             return False
         status = item.get("status")
         if status in (None, ""):
@@ -268,6 +260,25 @@ class RoundTrip:
             return None
         text = str(epic).strip()
         return text if text in self.epics else slugify(text)[:100]
+
+
+def _same_plain_values(item: dict[str, Any], story: dict[str, Any], *, source_too: bool) -> bool:
+    """Whether a parsed file's plain values (all but status, epic and links) are the
+    story's; `source_too=False`: the kept front matter text aside."""
+    try:
+        if item["key"] != story["key"] or item["file_path"] != story["file_path"]:
+            return False
+        for name in _COMPARED_AS_CLEANED:
+            if clean_value(name, item[name]) != story[name]:
+                return False
+        metadata = clean_value("metadata", item["metadata"])
+        if not source_too:
+            metadata = {**metadata, SOURCE_KEY: story["metadata"].get(SOURCE_KEY)}
+        if item["body"] != story["body"] or metadata != story["metadata"]:
+            return False
+        return PRIORITY_WORDS[clean_value("priority", item["priority"])] == story["priority"]
+    except Exception:  # noqa: BLE001 - any value the importer would refuse is "not the same"
+        return False
 
 
 def _deps_of(value: Any, own_slug: str) -> list[tuple[str, str, str]] | None:
@@ -309,7 +320,12 @@ def stream_markdown(
                 if path in used:
                     path = f"{path.rsplit('.', 1)[0]}-{story['key']}.md"
             used.add(path)
-            text = render_story_file(story, path, imports_as=lambda t, p=path, s=story: checker.same(t, p, s))
+            text = render_story_file(
+                story,
+                path,
+                imports_as=lambda t, p=path, s=story: checker.same(t, p, s),
+                edit_imports_as=lambda t, p=path, s=story: checker.same(t, p, s, source_too=False),
+            )
             info = zipfile.ZipInfo(path, date_time=_zip_time(story["updated_at"]))
             info.compress_type = zipfile.ZIP_DEFLATED
             info.external_attr = 0o644 << 16

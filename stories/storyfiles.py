@@ -6,7 +6,11 @@ format"), or plain markdown in the style of `# Story 1.3: Title` + `Status: done
 the file exactly as it was imported (its front matter is kept, verbatim, in
 ``metadata["_front_matter"]``; ``None`` there means the file had none) whenever that text
 still imports to the story as it is now, so an unchanged story exports byte for byte;
-otherwise it writes the same keys in the same order with the current values.
+otherwise it edits that front matter in place (stories.filestyle, ruamel.yaml round trip):
+only the values that changed are rewritten, and the key order, quoting, comments, folded
+strings, numbers, dates and line endings stay the file's. A story with no kept front
+matter (or one that cannot be edited so that it imports back) is written with the same
+keys in the same order and the current values.
 
 YAML is read with a safe loader only (libyaml's CSafeLoader when available).
 """
@@ -17,7 +21,7 @@ import datetime as dt
 import hashlib
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
@@ -27,6 +31,7 @@ import yaml
 from storyhub.validators import JSON_MAX_DEPTH, json_depth
 
 from . import fields
+from .filestyle import FrontMatter, same_value
 
 SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -347,10 +352,18 @@ def front_matter_values(story: Mapping[str, Any]) -> dict[str, Any]:
     return values
 
 
-def render_story_file(story: Mapping[str, Any], path: str, *, imports_as: Callable[[str], bool]) -> str:
+def render_story_file(
+    story: Mapping[str, Any],
+    path: str,
+    *,
+    imports_as: Callable[[str], bool],
+    edit_imports_as: Callable[[str], bool] | None = None,
+) -> str:
     """The file for `story` (a dict as built by stories.exporter). `imports_as(text)` tells
     whether a candidate text imports back to exactly this story; the original file is
-    preferred when it does."""
+    preferred when it does. `edit_imports_as(text)` tells the same apart from the kept
+    front matter text (which an edited file changes); with it, a changed story's file is
+    its original edited in place."""
     metadata = dict(story.get("metadata") or {})
     body = story.get("body") or ""
     if SOURCE_KEY in metadata:
@@ -364,6 +377,10 @@ def render_story_file(story: Mapping[str, Any], path: str, *, imports_as: Callab
             candidate = None
         if candidate is not None and imports_as(candidate):
             return candidate
+        if isinstance(source, str) and edit_imports_as is not None:
+            edited = _edited_in_place(story, source, body, edit_imports_as)
+            if edited is not None:
+                return edited
     source = metadata.pop(SOURCE_KEY, None)
     values = front_matter_values(story)
     original_order: list[str] = []
@@ -382,7 +399,55 @@ def render_story_file(story: Mapping[str, Any], path: str, *, imports_as: Callab
     order = [k for k in original_order if k in wanted]
     order += [k for k in CANONICAL_ORDER if k in wanted and k not in order]
     order += sorted(k for k in wanted if k not in order)
-    return f"---\n{story_front_matter(wanted, order)}---\n{body}"
+    newline = "\r\n" if isinstance(source, str) and "\r\n" in source else "\n"
+    front = story_front_matter(wanted, order).replace("\n", newline)
+    return f"---{newline}{front}---{newline}{body}"
+
+
+def _wanted_values(story: Mapping[str, Any], original_keys: Iterable[str]) -> dict[str, Any]:
+    """Front-matter key -> value the file should say for `story` (with the alias the file
+    used: `tags` for labels), the unmodelled keys (metadata) included."""
+    values = front_matter_values(story)
+    if "tags" in original_keys and "labels" not in original_keys:
+        values["tags"] = values.pop("labels")
+    metadata = {k: v for k, v in (story.get("metadata") or {}).items() if k != SOURCE_KEY}
+    values.update(metadata)
+    return values
+
+
+def _edited_in_place(story: Mapping[str, Any], source: str, body: str, imports_as: Callable[[str], bool]) -> str | None:
+    """The original file with only the changed values rewritten (stories.filestyle), or
+    None when that cannot give a file that imports as `story`.
+
+    The values that differ at face value are written; then each of them (and each key the
+    file did not have) is put back as the file had it if the file still imports as the
+    story without it (`In Progress` for the status slug `in_progress`, a title the heading
+    already gives), so only what really changed is touched."""
+    try:
+        original = load_front_matter(source)
+    except StoryFileError:
+        return None
+    front = FrontMatter(source)
+    if not front.editable:
+        return None
+    newline = front.newline
+    wanted = _wanted_values(story, original)
+    changes = {k: v for k, v in wanted.items() if k in original and not same_value(original[k], v)}
+    changes.update({k: v for k, v in wanted.items() if k not in original and _present(v)})
+    removed = [k for k in original if k not in wanted]
+
+    def text(with_changes: Mapping[str, Any]) -> str:
+        return f"---{newline}{front.edited(with_changes, removed)}---{newline}{body}"
+
+    candidate = text(changes)
+    if not imports_as(candidate):
+        return None
+    for key in list(changes):
+        fewer = {k: v for k, v in changes.items() if k != key}
+        shorter = text(fewer)
+        if imports_as(shorter):
+            changes, candidate = fewer, shorter
+    return candidate
 
 
 def _present(value: Any) -> bool:

@@ -121,7 +121,7 @@ def test_edited_story_exports_same_keys_in_same_order(fresh_project, write_files
     services.dependency_add(actor=None, story=story, depends_on=Story.objects.get(project=first, key="S-2"))
     text = zipfile.ZipFile(io.BytesIO(export_zip(first))).read("s.md").decode()
     assert text == (
-        '---\nid: S-1\ntitle: "New: with a colon"\ntags: [t]\nmarket: eu\nstatus: ready\npriority: low\n'
+        "---\nid: S-1\ntitle: 'New: with a colon'\ntags: [t]\nmarket: eu\nstatus: ready\npriority: low\n"
         "dependencies: [S-2]\n---\nBody\n"
     )
     second = fresh_project()

@@ -58,7 +58,9 @@ test-postgres: venv chromium
 	fi
 	DATABASE_URL="$$TEST_DATABASE_URL" STORYHUB_REQUIRE_POSTGRES=1 $(PY) -m pytest
 
-test: lint test-sqlite test-postgres
+# Both suite runs side by side (scripts/test_suites.sh); test-sqlite / test-postgres run one.
+test: lint chromium
+	PY=$(PY) bash scripts/test_suites.sh
 
 # Benchmarks on PostgreSQL (dedicated storyhub_bench database, created and dropped by the run).
 BENCH_PG_URL ?= postgres://postgres@127.0.0.1:5432

@@ -23,11 +23,14 @@ RUN pip install -r requirements.txt
 COPY . .
 
 # Static files are collected into the image; whitenoise serves them compressed with
-# far-future cache headers. The settings need a key and hosts to load: build-only dummies.
+# far-future cache headers. The app's bytecode is compiled here too: with
+# PYTHONDONTWRITEBYTECODE every `manage.py` run (the healthcheck's included) would otherwise
+# compile ~70 modules, 0.25 s. The settings need a key and hosts to load: build-only dummies.
 RUN DJANGO_SECRET_KEY=build-only-dummy-key-not-used-at-runtime \
     DJANGO_ALLOWED_HOSTS=localhost \
     DATABASE_URL=sqlite:////tmp/build.sqlite3 \
     python manage.py collectstatic --noinput --verbosity 0 \
+    && python -m compileall -q -j 0 /app \
     && chmod +x docker-entrypoint.sh
 
 # Run as an unprivileged user; /app/backups is where `manage.py backup` writes in compose.

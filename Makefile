@@ -5,31 +5,42 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/storyhub
 
-.PHONY: help venv chromium run migrate seed test test-sqlite test-postgres lint openapi-lint bench fuzz clean
+.PHONY: help venv runtime chromium run migrate seed test test-sqlite test-postgres lint openapi-lint bench fuzz clean
 
 help:
 	@echo "make run    - set up .venv, migrate, load demo data, serve on http://127.0.0.1:8000 (SQLite)"
 	@echo "make test   - set up .venv and run lint, migration checks and the whole suite on SQLite and PostgreSQL"
 	@echo "make bench  - benchmarks on PostgreSQL, writes docs/benchmarks.{md,json}"
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+# Two markers: .runtime (requirements.txt: all `make run` needs) and .installed (plus the
+# test and lint tools of requirements-dev.txt, for `make test` / `make lint` / `make bench`).
+# A fresh clone's `make run` installs only the runtime set.
+$(VENV)/.runtime: requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	@touch $@
+
+$(VENV)/.installed: $(VENV)/.runtime requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
+
+runtime: $(VENV)/.runtime
 
 venv: $(VENV)/.installed
 
-migrate: venv
+migrate: runtime
 	$(PY) manage.py migrate --noinput
 
 seed: migrate
 	$(PY) manage.py seed_demo
 
+RUN_ADDR ?= 127.0.0.1:8000
 run: seed
-	$(PY) manage.py runserver 127.0.0.1:8000
+	$(PY) manage.py runserver $(RUN_ADDR)
 
 lint: venv
+	@# .venv is a directory or (in a worktree) a symlink; tracked, a checkout replaces it.
+	@test -z "$$(git ls-files .venv 2>/dev/null)" || { echo "lint: .venv is tracked by git; git rm --cached .venv" >&2; exit 1; }
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports

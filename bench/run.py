@@ -16,100 +16,40 @@ import platform
 import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import traceback
 import urllib.request
 from pathlib import Path
 
 import orjson
 
+from bench.core import (
+    REPEAT,
+    Context,
+    Unavailable,
+    failures,
+    need,
+    record,
+    results,
+    rows,
+    run_parts,
+    section,
+    timeit,
+    timeit_pair,
+    unavailable,
+)
+
 ROOT = Path(__file__).resolve().parent.parent
 DB = os.environ.get("BENCH_DB", "storyhub_bench")
 STORIES = int(os.environ.get("BENCH_STORIES", "100000"))
 PROJECTS = int(os.environ.get("BENCH_PROJECTS", "10"))
-REPEAT = int(os.environ.get("BENCH_REPEAT", "30"))
 # The list-vs-floor ratios get more samples: they are the figures with the tightest targets.
 LIST_REPEAT = int(os.environ.get("BENCH_LIST_REPEAT", str(max(REPEAT, 100))))
 WRK_SECONDS = int(os.environ.get("BENCH_WRK_SECONDS", "10"))
 LIST_PROJECT = "bench-00"
 API = "/api/v1"
-
-results: dict = {}
-unavailable: dict[str, str] = {}
-failures: list[str] = []
-rows: list[tuple[str, str, str, str]] = []  # (name, median, p95, target)
-
-
-def stats(samples_s: list[float]) -> tuple[float, float]:
-    ms = sorted(x * 1000 for x in samples_s)
-    p95 = ms[min(len(ms) - 1, int(round(0.95 * (len(ms) - 1))))]
-    return round(statistics.median(ms), 3), round(p95, 3)
-
-
-def timeit(fn, repeat: int = REPEAT, warmup: int = 3) -> tuple[float, float]:
-    for _ in range(warmup):
-        fn()
-    samples = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - t)
-    return stats(samples)
-
-
-def timeit_pair(floor_fn, api_fn, repeat: int = REPEAT, warmup: int = 3):
-    """Time two calls alternately, so a change in the machine's load hits both alike:
-    the ratio between them is what the targets are about."""
-    for _ in range(warmup):
-        floor_fn()
-        api_fn()
-    floor, api = [], []
-    for _ in range(repeat):
-        for fn, samples in ((floor_fn, floor), (api_fn, api)):
-            t = time.perf_counter()
-            fn()
-            samples.append(time.perf_counter() - t)
-    return stats(floor), stats(api)
-
-
-def record(name: str, median: float, p95: float | None = None, target: str = "") -> None:
-    results[name] = median
-    if p95 is not None:
-        results[name.replace("_ms", "_p95_ms") if "_ms" in name else name + "_p95"] = p95
-    rows.append((name, f"{median}", "" if p95 is None else f"{p95}", target))
-
-
-@contextlib.contextmanager
-def section(name: str):
-    try:
-        yield
-    except Unavailable as exc:
-        # Every part has landed: a module or endpoint that went missing is a failure.
-        unavailable[name] = str(exc)
-        failures.append(name)
-        print(f"[bench] {name}: FAILED, cannot be measured ({exc})", file=sys.stderr)
-    except Exception:
-        failures.append(name)
-        print(f"[bench] {name}: FAILED", file=sys.stderr)
-        traceback.print_exc()
-
-
-class Unavailable(Exception):
-    pass
-
-
-def need(module: str, attr: str):
-    try:
-        mod = importlib.import_module(module)
-    except ImportError as exc:
-        raise Unavailable(f"{module} not importable: {exc}") from exc
-    if not hasattr(mod, attr):
-        raise Unavailable(f"{module}.{attr} missing")
-    return getattr(mod, attr)
 
 
 # --------------------------------------------------------------------------- in process
@@ -404,6 +344,23 @@ def wrk(url: str, headers: dict) -> float:
     raise RuntimeError(f"no Requests/sec in wrk output: {out}")
 
 
+def bench_throughput(base: str, headers: dict, floor_url: str, list_url: str, detail_url: str) -> None:
+    with section("framework_floor_rps"):
+        results["framework_floor_rps"] = round(wrk(f"{base}/bench/trivial", headers))
+        rows.append(("framework_floor_rps", str(results["framework_floor_rps"]), "", "floor"))
+    with section("list_floor_rps"):
+        results["list_floor_rps"] = round(wrk(floor_url, headers))
+        rows.append(("list_floor_rps", str(results["list_floor_rps"]), "", "floor"))
+    if "list_100_http_ms" in results:
+        with section("list_rps"):
+            results["list_rps"] = round(wrk(list_url, headers))
+            rows.append(("list_rps", str(results["list_rps"]), "", ""))
+    if "detail_ms" in results:
+        with section("detail_rps"):
+            results["detail_rps"] = round(wrk(detail_url, headers))
+            rows.append(("detail_rps", str(results["detail_rps"]), "", ""))
+
+
 def bench_http(info: dict) -> None:
     port = free_port()
     proc = start_gunicorn(port)
@@ -437,21 +394,10 @@ def bench_http(info: dict) -> None:
             record("detail_ms", *timeit(lambda: http_ok(detail_url, headers), warmup=10), "")
         if shutil.which("wrk") is None:
             unavailable["throughput"] = "wrk not installed"
-            return
-        with section("framework_floor_rps"):
-            results["framework_floor_rps"] = round(wrk(f"{base}/bench/trivial", headers))
-            rows.append(("framework_floor_rps", str(results["framework_floor_rps"]), "", "floor"))
-        with section("list_floor_rps"):
-            results["list_floor_rps"] = round(wrk(floor_url, headers))
-            rows.append(("list_floor_rps", str(results["list_floor_rps"]), "", "floor"))
-        if "list_100_http_ms" in results:
-            with section("list_rps"):
-                results["list_rps"] = round(wrk(list_url, headers))
-                rows.append(("list_rps", str(results["list_rps"]), "", ""))
-        if "detail_ms" in results:
-            with section("detail_rps"):
-                results["detail_rps"] = round(wrk(detail_url, headers))
-                rows.append(("detail_rps", str(results["detail_rps"]), "", ""))
+        else:
+            bench_throughput(base, headers, floor_url, list_url, detail_url)
+        # Each area's own part (bench/parts/), with this server up.
+        run_parts(Context(info=info, base=base, headers=headers))
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         with contextlib.suppress(subprocess.TimeoutExpired):

@@ -53,9 +53,6 @@ IF_MATCH = OpenApiParameter(
     description="The ETag you read: a stale one answers 412 and changes nothing (or send `version` in the body).",
 )
 
-# Collection words in operation ids, singular → plural, where adding "s" is wrong.
-PLURALS = {"status": "statuses"}
-
 # One summary per operation (Redocly's operation-summary rule; generated clients name
 # docstrings after it). An operation missing here gets one made from its view's docstring
 # or its path, so a new endpoint is never left without one.

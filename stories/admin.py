@@ -648,11 +648,25 @@ class StoryAdmin(ServiceAdminMixin, ProjectScopedMixin, admin.ModelAdmin):
                 },
             ),
             ("Content", {"fields": ["body", "metadata"]}),
-            ("Record", {"fields": ["points_min", "points_max", "created_at", "updated_at"], "classes": ["collapse"]}),
+            (
+                "Record",
+                {
+                    "fields": [
+                        "points_min",
+                        "points_max",
+                        "source_repo",
+                        "source_path",
+                        "source_hash",
+                        "created_at",
+                        "updated_at",
+                    ],
+                    "classes": ["collapse"],
+                },
+            ),
         ]
 
     def get_readonly_fields(self, request, obj=None):
-        fixed = ("points_min", "points_max", "created_at", "updated_at")
+        fixed = ("points_min", "points_max", "source_repo", "source_path", "source_hash", "created_at", "updated_at")
         return ("project", *fixed) if obj else fixed
 
     def formfield_for_dbfield(self, db_field, request, **kwargs):

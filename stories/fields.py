@@ -132,6 +132,10 @@ STORY_FIELDS: tuple[StoryField, ...] = (
     F("body",            TEXT,      "body",         None,               "body",         True,     (),                 None,  None, True),
     F("metadata",        JSON,      "metadata",     None,               "metadata",     True,     (),                 None,  None, True),
     F("version",         NUMBER,    "version",      None,               None,           False,    (),                 None,  18,   True),
+    # Where the story's file lives (importer, git sync): set by them, read-only elsewhere.
+    F("source_repo",     TEXT,      "source_repo",  None,               None,           False,    (),                 None,  None, True),
+    F("source_path",     TEXT,      "source_path",  None,               None,           False,    (),                 None,  None, True),
+    F("source_hash",     TEXT,      "source_hash",  None,               None,           False,    (),                 None,  None, True),
     # The story's links (StoryDependency rows): written as a whole list, read as references.
     F("dependencies",    LINKS,     None,           None,               "depends_on",   False,    ("dependencies",),  8,     11,   True),
     F("blocked",         FLAG,      None,           None,               None,           False,    (),                 None,  None, False),

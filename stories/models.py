@@ -245,6 +245,12 @@ class Story(TimestampedModel):
     body = models.TextField(blank=True, default="")
     metadata = models.JSONField(default=dict, blank=True, validators=[validate_json_value])
     version = models.PositiveIntegerField(default=1)
+    # Where the story's text lives (stories.importer, git sync): the repository it came
+    # from, its path relative to that repository's root, and the sha256 of the file's
+    # bytes as last imported or exported. A different file with the same key is a conflict.
+    source_repo = models.CharField(max_length=500, blank=True, default="", db_default="")
+    source_path = models.CharField(max_length=1000, blank=True, default="", db_default="")
+    source_hash = models.CharField(max_length=64, blank=True, default="", db_default="")
 
     objects = StoryQuerySet.as_manager()
 
@@ -396,3 +402,160 @@ class StatusHistory(models.Model):
 
     def __str__(self) -> str:
         return f"{self.story_id}: {self.old_status_id} → {self.new_status_id}"
+
+
+# --------------------------------------------------------------------------- import runs
+
+
+class ImportOutcome(models.TextChoices):
+    """What became of one file of an import (stories.importer)."""
+
+    CREATED = "created", "created"
+    UPDATED = "updated", "updated"
+    UNCHANGED = "unchanged", "unchanged"
+    CONFLICT = "conflict", "conflict"  # parked with its full text (ImportConflict)
+    FAILED = "failed", "failed"
+    EXCLUDED = "excluded", "excluded"  # --exclude, .storyhubignore or the default excludes
+    SKIPPED = "skipped", "skipped"  # good, but not written (an atomic import with a bad file)
+
+
+class ImportRunState(models.TextChoices):
+    RUNNING = "running", "running"
+    FINISHED = "finished", "finished"
+    FAILED = "failed", "failed"  # the import as a whole stopped (see `error`)
+
+
+class ConflictKind(models.TextChoices):
+    DUPLICATE_KEY = "duplicate_key", "same key as another file of the import"
+    KEY_OWNED = "key_owned", "key owned by another source file"
+    HEADING_MISMATCH = "heading_mismatch", "heading key differs from id"
+
+
+class ConflictState(models.TextChoices):
+    OPEN = "open", "open"
+    KEPT_EXISTING = "kept_existing", "existing story kept"
+    PARKED_WON = "parked_won", "parked file won"
+    REKEYED = "rekeyed", "imported under a new key"
+
+
+class ImportRun(models.Model):
+    """One import (CLI, API, admin or a git sync): who ran it, on what, with which options,
+    and what became of every file (ImportFile rows). Kept after the import, dry runs too:
+    it is the import's report, not story data, so it writes no audit row of its own."""
+
+    State = ImportRunState
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="import_runs")
+    # Runs outlive users, like audit rows: no constraint, and a snapshot of who it was.
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+    )
+    actor_repr = models.CharField(max_length=200, blank=True, default="")
+    source = models.CharField(max_length=20, default="cli")  # cli / api / admin / sync
+    # The repository the files came from (Story.source_repo) and the roots given, in order:
+    # [{"name": "backlog", "path": "backlog"}] (path relative to the repository).
+    repository = models.CharField(max_length=500, blank=True, default="")
+    roots = models.JSONField(default=list, blank=True)
+    options = models.JSONField(default=dict, blank=True)  # continue_on_error, excludes, backlog, …
+    dry_run = models.BooleanField(default=False)
+    state = models.CharField(max_length=20, choices=State.choices, default=State.RUNNING)
+    counts = models.JSONField(default=dict, blank=True)  # outcome → number of files
+    error = models.TextField(blank=True, default="")
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "import_runs"
+        ordering = ["-started_at", "-id"]
+        indexes = [models.Index(fields=["project", "started_at"], name="import_runs_project_idx")]
+        constraints = [_choices_check("state", ImportRunState.choices, "import_runs_state_valid")]
+
+    def __str__(self) -> str:
+        return f"import #{self.pk} ({self.project_id})"
+
+
+class ImportFile(models.Model):
+    """One file of an import run and its outcome. `reason` is a stable code
+    (e.g. `duplicate_key`, `key_owned`, `heading_mismatch`, `dependency_failed`, `yaml`,
+    `excluded_default`), `message` the one-line explanation; `caused_by` is the file
+    whose failure made this one fail (a dependency on a story whose own file failed)."""
+
+    run = models.ForeignKey(ImportRun, on_delete=models.CASCADE, related_name="files")
+    root = models.CharField(max_length=200, blank=True, default="")
+    path = models.CharField(max_length=1000)  # relative to its root
+    outcome = models.CharField(max_length=20, choices=ImportOutcome.choices)
+    reason = models.CharField(max_length=50, blank=True, default="")
+    message = models.TextField(blank=True, default="")
+    line = models.PositiveIntegerField(null=True, blank=True)
+    key = models.CharField(max_length=64, blank=True, default="")
+    story = models.ForeignKey("Story", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    caused_by = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    content_hash = models.CharField(max_length=64, blank=True, default="")
+    warnings = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        db_table = "import_files"
+        ordering = ["run_id", "id"]
+        indexes = [models.Index(fields=["run", "outcome"], name="import_files_outcome_idx")]
+        constraints = [_choices_check("outcome", ImportOutcome.choices, "import_files_outcome_valid")]
+
+    def __str__(self) -> str:
+        return f"{self.root}/{self.path}" if self.root else self.path
+
+
+class ImportConflict(models.Model):
+    """A file that was not imported because its key is taken: by another file of the same
+    import (`duplicate_key`), by a story another source file owns (`key_owned`), or its
+    heading names another key than its `id` (`heading_mismatch`). The file's full text is
+    kept here until someone resolves it in the admin (stories.importruns): keep the
+    existing story, let the parked file win, or import it under a new key."""
+
+    Kind = ConflictKind
+    State = ConflictState
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="import_conflicts")
+    run = models.ForeignKey(ImportRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="conflicts")
+    file = models.ForeignKey(ImportFile, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    kind = models.CharField(max_length=30, choices=Kind.choices)
+    key = models.CharField(max_length=64)
+    other_key = models.CharField(max_length=64, blank=True, default="")  # heading_mismatch: the heading's key
+    source_repo = models.CharField(max_length=500, blank=True, default="")
+    source_path = models.CharField(max_length=1000)  # the parked file, relative to its repository
+    content = models.TextField()  # the parked file's full text, as read
+    content_hash = models.CharField(max_length=64)
+    # The story holding the key (None: its winner was not written, e.g. a dry run) and the
+    # file it came from.
+    story = models.ForeignKey("Story", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    story_source_path = models.CharField(max_length=1000, blank=True, default="")
+    message = models.TextField(blank=True, default="")
+    state = models.CharField(max_length=20, choices=State.choices, default=State.OPEN)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+    )
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_story = models.ForeignKey("Story", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # The text that lost when the parked file won (the story's own file, or its fields as JSON).
+    replaced_content = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "import_conflicts"
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["project", "state"], name="import_conflicts_state_idx")]
+        constraints = [
+            _choices_check("kind", ConflictKind.choices, "import_conflicts_kind_valid"),
+            _choices_check("state", ConflictState.choices, "import_conflicts_state_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key} ({self.source_path})"

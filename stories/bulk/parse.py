@@ -49,6 +49,9 @@ class Item:
     existing: Story | None = None  # the story this item updates (set by the planner)
     outcome: str = "unchanged"
     story_id: int | None = None
+    # (repository, path, content hash) of the file the item came from (stories.importer);
+    # None: not a file, the story's source fields are left as they are.
+    source: tuple[str, str, str] | None = None
 
 
 class Errors:

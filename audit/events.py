@@ -50,6 +50,14 @@ class AuditAction(StrEnum):
     USER_DEACTIVATED = "user.deactivated"
     # the audit log itself
     AUDIT_PURGED = "audit.purged"
+    # webhooks (the events app)
+    WEBHOOK_CREATED = "webhook.created"
+    WEBHOOK_UPDATED = "webhook.updated"
+    WEBHOOK_DELETED = "webhook.deleted"
+    WEBHOOK_SECRET_ROTATED = "webhook.secret_rotated"
+    WEBHOOK_DISABLED = "webhook.disabled"
+    WEBHOOK_REDELIVERY_REQUESTED = "webhook.redelivery_requested"
+    WEBHOOK_PING_REQUESTED = "webhook.ping_requested"
 
 
 class EntityType(StrEnum):
@@ -68,10 +76,25 @@ class EntityType(StrEnum):
     API_KEY = "api_key"
     USER = "user"
     AUDIT_LOG = "audit_log"
+    WEBHOOK_ENDPOINT = "webhook_endpoint"
 
 
 # Rows about a link between two projects: visible to the readers of either side.
 LINK_ENTITY_TYPES = (EntityType.STORY_DEPENDENCY, EntityType.PROJECT_DEPENDENCY)
+
+
+# Event types of the outbox (events feed, SSE, webhooks), one per audit action: the
+# event a committed write publishes is named by its audit row's action. The names are a
+# public contract (webhook subscribers filter on them): never rename one, add new ones.
+# The raw-SQL status change (STORY_STATUS_CHANGED_OUTSIDE) is written by a database
+# trigger, not by audit_record, so it has no event.
+NO_EVENT = frozenset({AuditAction.STORY_STATUS_CHANGED_OUTSIDE})
+EVENT_TYPES: dict[str, str] = {action.value: action.value for action in AuditAction if action not in NO_EVENT}
+
+
+def event_type_for(action: str) -> str | None:
+    """The event type published for a registered audit action (None: no event)."""
+    return EVENT_TYPES.get(action)
 
 
 def _registered(enum: type[StrEnum], value: str, what: str) -> str:

@@ -65,3 +65,40 @@ class AuditLog(models.Model):
 
     def delete(self, *args, **kwargs):
         raise AppendOnlyError("audit_log is append-only: rows cannot be deleted.")
+
+
+class OutboxEvent(models.Model):
+    """The transactional outbox (`event_outbox`): one row per audit row, written by
+    audit_record / audit_record_many in the same transaction, so a committed write has
+    exactly one event and a rolled-back one none. `seq` is the per-database event
+    sequence, assigned after commit by the sequencer (events.outbox.sequence_pending) in
+    commit order: an id taken by a transaction that commits late would otherwise be
+    skipped by a reader already past it. Events are read by the `events` app (feed, SSE,
+    webhooks), always through the audit visibility rule."""
+
+    id = models.BigAutoField(primary_key=True)
+    seq = models.BigIntegerField(null=True, blank=True, unique=True)
+    type = models.CharField(max_length=100)
+    audit_id = models.BigIntegerField(null=True, blank=True)
+    occurred_at = models.DateTimeField(default=timezone.now)
+    project_id = models.BigIntegerField(null=True, blank=True)
+    linked_project_id = models.BigIntegerField(null=True, blank=True)
+    entity_type = models.CharField(max_length=100, blank=True, default="")
+    entity_id = models.CharField(max_length=100, blank=True, default="")
+    actor_id = models.BigIntegerField(null=True, blank=True)
+    actor_repr = models.CharField(max_length=150, blank=True, default="")
+    request_id = models.CharField(max_length=100, blank=True, default="")
+    # The audit row's details: source, changes (field -> old / new) and the action's extras.
+    data = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        db_table = "event_outbox"
+        ordering = ["seq", "id"]
+        indexes = [
+            models.Index(fields=["id"], name="event_outbox_unsequenced_idx", condition=models.Q(seq__isnull=True)),
+            models.Index(fields=["project_id", "seq"], name="event_outbox_project_idx"),
+            models.Index(fields=["occurred_at"], name="event_outbox_occurred_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.seq or '-'} {self.type} {self.entity_type}:{self.entity_id}"

@@ -15,8 +15,8 @@ from django.utils import timezone
 from storyhub.fastinsert import insert_rows
 
 from .context import current
-from .events import AuditAction, EntityType, registered_action, registered_entity_type
-from .models import AuditLog
+from .events import AuditAction, EntityType, event_type_for, registered_action, registered_entity_type
+from .models import AuditLog, OutboxEvent
 
 _PLAIN = (str, int, float, bool, type(None))
 
@@ -65,16 +65,64 @@ def audit_record(
         project_id=project_id,
     )
     row.save(force_insert=True)
+    event = outbox_event(row)
+    if event is not None:
+        event.save(force_insert=True)
     return row
 
 
 def audit_record_many(rows: list[AuditLog]) -> None:
     """Append many rows built with `audit_row` in one batched insert (bulk writes such as
-    stories.bulk). Same rule as audit_record: inside the write's transaction."""
+    stories.bulk), with their outbox events. Same rule as audit_record: inside the
+    write's transaction."""
     if not connection.in_atomic_block:
         raise RuntimeError("audit_record_many must run inside the transaction of the writes it records.")
+    if not rows:
+        return
     columns = ("action", "entity_type", "entity_id", "project_id", "user_id", "user_repr", "timestamp", "details")
-    insert_rows(AuditLog, columns, [tuple(getattr(row, name) for name in columns) for row in rows])
+    ids = insert_rows(AuditLog, columns, [tuple(getattr(row, name) for name in columns) for row in rows], with_ids=True)
+    for row, pk in zip(rows, ids or [], strict=True):
+        row.pk = pk
+    events = [event for event in map(outbox_event, rows) if event is not None]
+    insert_rows(OutboxEvent, OUTBOX_COLUMNS, [tuple(getattr(e, name) for name in OUTBOX_COLUMNS) for e in events])
+
+
+# The outbox row's columns (attnames), for batched inserts.
+OUTBOX_COLUMNS = (
+    "type",
+    "audit_id",
+    "occurred_at",
+    "project_id",
+    "linked_project_id",
+    "entity_type",
+    "entity_id",
+    "actor_id",
+    "actor_repr",
+    "request_id",
+    "data",
+)
+
+
+def outbox_event(row: AuditLog) -> OutboxEvent | None:
+    """The unsaved outbox event of a (saved) audit row: the row's action names its type
+    (audit.events.EVENT_TYPES); None for an action that publishes no event."""
+    event_type = event_type_for(row.action)
+    if event_type is None:
+        return None
+    details = row.details or {}
+    return OutboxEvent(
+        type=event_type,
+        audit_id=row.pk,
+        occurred_at=row.timestamp,
+        project_id=row.project_id,
+        linked_project_id=details.get("linked_project_id"),
+        entity_type=row.entity_type,
+        entity_id=row.entity_id,
+        actor_id=row.user_id,
+        actor_repr=row.user_repr,
+        request_id=details.get("request_id") or "",
+        data=details,
+    )
 
 
 def audit_row(

@@ -139,6 +139,27 @@ def api_key_lookup(plaintext: str) -> ApiKey | None:
     return ApiKey.objects.select_related("user").filter(key_hash=api_key_hash(plaintext)).first()
 
 
+class ApiKeyRejected(Exception):
+    """The key given as a bearer credential cannot be used; the message says why."""
+
+
+def api_key_authenticate(plaintext: str) -> ApiKey:
+    """The usable key matching `plaintext` (its last use recorded), for every surface that
+    takes keys (the API's `Authorization: Bearer`, the MCP server over HTTP and stdio).
+    Raises ApiKeyRejected: unknown, revoked, expired, or its user inactive."""
+    key = api_key_lookup(plaintext)
+    if key is None:
+        raise ApiKeyRejected("Unknown API key.")
+    if key.revoked_at is not None:
+        raise ApiKeyRejected("This API key was revoked.")
+    if not key.is_active:
+        raise ApiKeyRejected("This API key has expired.")
+    if not key.user.is_active:
+        raise ApiKeyRejected("The key's user is inactive.")
+    api_key_touch(key=key)
+    return key
+
+
 # --------------------------------------------------------------------------- users
 
 # What a user row's audit entry shows; the password hash never, only that it changed.

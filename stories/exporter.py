@@ -334,6 +334,17 @@ def stream_markdown(
     yield sink.take()
 
 
+def story_markdown(story: Story, *, reader=None) -> tuple[str, str]:
+    """(path, text) of one story's file, exactly as the markdown export writes it (the
+    imported file itself while the story is unchanged); links `reader` cannot see are
+    left out, as in every export."""
+    project = story.project
+    found = next(iter_story_dicts(Story.objects.filter(pk=story.pk), project.pk, reader=reader))
+    path = export_path(found)
+    checker = RoundTrip(project)
+    return path, render_story_file(found, path, imports_as=lambda text: checker.same(text, path, found))
+
+
 def _zip_time(when: dt.datetime) -> tuple[int, int, int, int, int, int]:
     when = when.astimezone(dt.UTC) if when.tzinfo else when
     if when.year < 1980:

@@ -14,6 +14,7 @@ from django.db import connection
 from django.db.models import QuerySet
 
 from .models import Project, ProjectMember, Story, StoryDependency
+from .readiness import CLOSED_CATEGORIES, open_blocker_q
 from .rules import EVERYTHING, HIDDEN_REF, Visibility, is_principal, visibility_for
 
 BLOCKS = StoryDependency.Type.BLOCKS.value
@@ -261,3 +262,28 @@ def visible_walk(
     # Nearest first; at one depth the visible stories by id, then the placeholders.
     order = sorted(depth_of.items(), key=lambda item: (item[1], not visible(item[0]), item[0]))
     return [(node if visible(node) else None, depth) for node, depth in order if node != start_id]
+
+
+def story_blocked_list(*, project: Project, reader, limit: int = 100) -> list[tuple[int, list[str]]]:
+    """Open stories of `project` (not completed or cancelled) that wait on an open
+    `blocks` dependency (stories.readiness), highest priority first, then key: each id
+    with its open blockers as `reader` may name them ("KEY", "slug:KEY", HIDDEN_REF; a
+    hidden blocker counts, as everywhere)."""
+    waiting = StoryDependency.objects.filter(open_blocker_q()).values("story_id")
+    ids = list(
+        Story.objects.filter(project=project, pk__in=waiting)
+        .exclude(status__category__in=CLOSED_CATEGORIES)
+        .order_by("-priority", "key", "pk")
+        .values_list("pk", flat=True)[:limit]
+    )
+    links = (
+        StoryDependency.objects.filter(open_blocker_q(), story_id__in=ids)
+        .order_by("story_id", "id")
+        .values_list("story_id", "depends_on_id")
+    )
+    pairs = list(links)
+    refs = story_refs(ids={target for _, target in pairs}, reader=reader, relative_to=project)
+    blockers: dict[int, list[str]] = {pk: [] for pk in ids}
+    for story_id, target in pairs:
+        blockers[story_id].append(refs.get(target, HIDDEN_REF))
+    return [(pk, collapse_hidden(sorted(blockers[pk], key=lambda r: (r == HIDDEN_REF, r)))) for pk in ids]

@@ -5,6 +5,8 @@ from django.contrib import admin
 from django.urls import include, path
 from django.utils.module_loading import import_string
 
+from mcp_app.http import McpView, protected_resource_metadata
+
 from . import health
 
 
@@ -37,6 +39,10 @@ urlpatterns = [
     path(
         "api/docs/", lazy_view("drf_spectacular.views.SpectacularSwaggerView", url_name="api-schema"), name="api-docs"
     ),
+    # The MCP server (mcp_app): streamable HTTP, and its RFC 9728 metadata (also at the root).
+    path("mcp", McpView.as_view(), name="mcp"),
+    path(".well-known/oauth-protected-resource/mcp", protected_resource_metadata, name="mcp-resource-metadata"),
+    path(".well-known/oauth-protected-resource", protected_resource_metadata),
 ]
 
 handler404 = "stories.api.exceptions.api_not_found"

@@ -6,7 +6,7 @@ from __future__ import annotations
 from rest_framework import authentication, exceptions
 
 from audit.context import update_context
-from sessions_app.services import api_key_lookup, api_key_touch
+from sessions_app.services import ApiKeyRejected, api_key_authenticate
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
@@ -21,16 +21,10 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             return None
         if len(parts) != 2:
             raise exceptions.AuthenticationFailed("Give the header as 'Authorization: Bearer <key>'.")
-        key = api_key_lookup(parts[1])
-        if key is None:
-            raise exceptions.AuthenticationFailed("Unknown API key.")
-        if key.revoked_at is not None:
-            raise exceptions.AuthenticationFailed("This API key was revoked.")
-        if not key.is_active:
-            raise exceptions.AuthenticationFailed("This API key has expired.")
-        if not key.user.is_active:
-            raise exceptions.AuthenticationFailed("The key's user is inactive.")
-        api_key_touch(key=key)
+        try:
+            key = api_key_authenticate(parts[1])
+        except ApiKeyRejected as exc:
+            raise exceptions.AuthenticationFailed(str(exc)) from None
         # The middleware resets the context at the end of the request.
         update_context(api_key_id=key.pk)
         return key.user, key

@@ -21,7 +21,7 @@ from .. import services
 from ..fields import COLUMNS
 from ..models import DEFAULT_STATUS_SLUG, Priority, Status, StatusHistory, Story, StoryDependency
 from .parse import Dep, Item
-from .plan import Plan, links_differ, read_links, same_link
+from .plan import Plan, links_differ, read_links, same_link, version_ok
 from .values import CATEGORY_HINTS
 
 STORY_COLUMNS = COLUMNS
@@ -304,6 +304,8 @@ def update_stories(plan: Plan, changed: list[Item]) -> dict[int, Story]:
         story = locked.get(item.story_id)
         if story is None:
             plan.errors.add(item.index, item.key, "key", f"Story {item.key} was deleted while this batch ran.")
+            continue
+        if not version_ok(plan, item, story):
             continue
         changes = _field_changes(plan, item, story)
         target = item.status

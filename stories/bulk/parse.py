@@ -20,7 +20,8 @@ from ..models import Backlog, Epic, Status, Story, StoryDependency, story_key_va
 from .values import ITEM_FIELDS, PLAIN_FIELDS, clean_value, match_status, normalize_status_word
 
 DEPENDENCY_TYPES = frozenset(StoryDependency.Type.values)
-ALLOWED_KEYS = frozenset({"key", "dependencies", *ITEM_FIELDS})
+# "version": the version the caller read; a stale one fails the item (plan / apply check it).
+ALLOWED_KEYS = frozenset({"key", "dependencies", "version", *ITEM_FIELDS})
 _KEY_RE = re.compile(story_key_validator.regex.pattern)
 _KEY_MAX_LENGTH = Story._meta.get_field("key").max_length
 
@@ -46,6 +47,7 @@ class Item:
     epic_given: bool = False
     deps: list[Dep] | None = None
     notes: str = ""
+    expected_version: int | None = None  # the version the caller read (None: not checked)
     existing: Story | None = None  # the story this item updates (set by the planner)
     outcome: str = "unchanged"
     story_id: int | None = None
@@ -159,6 +161,7 @@ class _Parser:
             return None
         before = len(errors.rows)
         item = Item(index=index, key=key, data=self._plain_fields(index, key, raw))
+        self._version(item, raw.get("version"))
         if "notes" in raw:
             item.notes = raw["notes"] if isinstance(raw["notes"], str) else str(raw["notes"])
         if raw.get("status") is not None:
@@ -189,6 +192,14 @@ class _Parser:
                 except ValidationError as exc:
                     self.errors.add_validation(index, key, exc, name)
         return data
+
+    def _version(self, item: Item, value: Any) -> None:
+        if value is None:
+            return
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            self.errors.add(item.index, item.key, "version", "Give the version you read (a whole number from 1).")
+        else:
+            item.expected_version = value
 
     def _status(self, word: Any) -> tuple[Status | None, str | None, str | None]:
         """(status, slug to create, error) for a status as written."""

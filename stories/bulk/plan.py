@@ -267,6 +267,8 @@ def classify(plan: Plan) -> None:
         if item.index in plan.errors.failed:
             continue
         story = plan.existing.get(item.key)
+        if not version_ok(plan, item, story):
+            continue
         if story is None:
             if "title" not in item.data:
                 plan.errors.add(item.index, item.key, "title", "A new story needs a title.")
@@ -275,6 +277,27 @@ def classify(plan: Plan) -> None:
         item.existing = story
         item.story_id = story.pk
         item.outcome = "updated" if _differs(plan, item, story) else "unchanged"
+
+
+def version_ok(plan: Plan, item: Item, story: Story | None) -> bool:
+    """An item that names the version it read must match the stored one (checked again
+    under the row lock when the story is written)."""
+    if item.expected_version is None:
+        return True
+    if story is None:
+        plan.errors.add(
+            item.index, item.key, "version", f"Story {item.key} does not exist; leave version out to create it."
+        )
+        return False
+    if story.version != item.expected_version:
+        plan.errors.add(
+            item.index,
+            item.key,
+            "version",
+            f"Stale version {item.expected_version}: the current version is {story.version}; read the story again.",
+        )
+        return False
+    return True
 
 
 def _differs(plan: Plan, item: Item, story: Story) -> bool:

@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "audit",
     "sessions_app",
     "stories",
+    "mcp_app",
 ]
 
 MIDDLEWARE = [
@@ -197,6 +198,8 @@ LOGGING = {
         "django.db.backends": {"level": "INFO"},
         # axes: lockouts and repeated failures are warnings; its per-attempt notes are noise.
         "axes": {"level": "WARNING"},
+        # The MCP SDK notes every stateless request's session manager starting and stopping.
+        "mcp": {"level": "WARNING"},
         # Django's own lines (its 4xx / 5xx request lines, the development server's access
         # lines) go to the console handler above, with the request id, instead of Django's
         # default handlers, which print them without it.

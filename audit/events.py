@@ -48,6 +48,8 @@ class AuditAction(StrEnum):
     USER_UPDATED = "user.updated"
     USER_ACCESS_CHANGED = "user.access_changed"
     USER_DEACTIVATED = "user.deactivated"
+    # imports: a parked conflict resolved (stories.importer.conflicts)
+    IMPORT_CONFLICT_RESOLVED = "import_conflict.resolved"
     # the audit log itself
     AUDIT_PURGED = "audit.purged"
     # webhooks (the events app)
@@ -77,6 +79,7 @@ class EntityType(StrEnum):
     USER = "user"
     AUDIT_LOG = "audit_log"
     WEBHOOK_ENDPOINT = "webhook_endpoint"
+    IMPORT_CONFLICT = "import_conflict"
 
 
 # Rows about a link between two projects: visible to the readers of either side.

@@ -202,6 +202,52 @@ class Priority(models.IntegerChoices):
 PRIORITY_WORDS: dict[int, str] = dict(Priority.choices)
 PRIORITY_BY_WORD: dict[str, int] = {word: value for value, word in Priority.choices}
 
+# Numeric priorities as story files write them. Planning repositories rank: 1 is the
+# highest. A project may set its own scale in settings["priority_scale"]: "high-first"
+# (the default below), "low-first" (1 = low … 5 = critical, the stored numbers), or a
+# mapping {"1": "critical", "2": "high", …}. A number past the scale's end means its
+# lowest priority (7, 8, 99 in a 1–5 scale are "low"), 0 or less its highest.
+PRIORITY_SCALES: dict[str, dict[int, int]] = {
+    "high-first": {1: Priority.CRITICAL, 2: Priority.URGENT, 3: Priority.HIGH, 4: Priority.MEDIUM, 5: Priority.LOW},
+    "low-first": {value: value for value in Priority.values},
+}
+DEFAULT_PRIORITY_SCALE = "high-first"
+
+
+def priority_scale(project_settings: dict | None) -> dict[int, int]:
+    """number as written → stored priority, for a project's settings (ValueError if the
+    setting is not a scale)."""
+    given = (project_settings or {}).get("priority_scale", DEFAULT_PRIORITY_SCALE)
+    if isinstance(given, str) and given in PRIORITY_SCALES:
+        return PRIORITY_SCALES[given]
+    if isinstance(given, dict) and given:
+        try:
+            scale = {int(number): PRIORITY_BY_WORD[str(word).strip().lower()] for number, word in given.items()}
+        except (KeyError, ValueError, TypeError):
+            scale = {}
+        if scale:
+            return dict(sorted(scale.items()))
+    names = ", ".join(PRIORITY_SCALES)
+    raise ValueError(f"settings.priority_scale must be one of {names} or a mapping of numbers to priority words")
+
+
+def priority_from_number(number: int, scale: dict[int, int]) -> int:
+    """The stored priority a number on `scale` means (past either end: the end's)."""
+    if number in scale:
+        return scale[number]
+    numbers = sorted(scale)
+    return scale[numbers[0]] if number < numbers[0] else scale[numbers[-1]]
+
+
+def priority_number(stored: int, scale: dict[int, int], written: object = None) -> int | None:
+    """The number a story file writes for stored priority `stored`: the number it was
+    written with when that still means it (so `priority: 7` stays 7), else the smallest
+    number of the scale meaning it (None: the scale has none)."""
+    text = str(written).strip() if isinstance(written, int | str) and not isinstance(written, bool) else ""
+    if text.lstrip("-").isdigit() and priority_from_number(int(text), scale) == stored:
+        return int(text)
+    return next((number for number, value in scale.items() if value == stored), None)
+
 
 # Story keys never contain ':' — it separates project and key in "other-project:KEY".
 story_key_validator = RegexValidator(

@@ -53,8 +53,11 @@ ITEM_DEFAULTS = {
 }
 
 _HEADING_RE = re.compile(r"^#[ \t]+(.+?)[ \t]*#*[ \t]*$", re.MULTILINE)
-_KEY_HEADING_RE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)\s*:\s+(.+)$")
-_LABEL_HEADING_RE = re.compile(r"^([^:]{1,60}?)\s*:\s+(.+)$")
+# '# KEY: Title', '# KEY - Title', '# KEY — Title' (em or en dash): the first separator.
+_HEADING_SPLIT_RE = re.compile(r"^(.{1,60}?)(?:\s*:\s+|\s+[-\u2013\u2014]+\s+|\s*[\u2013\u2014]\s*)(.+)$")
+_HEADING_KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+# A label before the title: 'Story 1.3', 'Story S02', 'User Story 12' (words, then an id).
+_HEADING_LABEL_RE = re.compile(r"^[A-Za-z][A-Za-z ]{0,30}\s+[A-Za-z]*\d[A-Za-z0-9._-]*$")
 _STATUS_LINE_RE = re.compile(r"^[ \t]*(?:[*_]{0,2})Status(?:[*_]{0,2}):(?:[*_]{0,2})[ \t]*(.+?)[ \t]*$", re.MULTILINE)
 _SECTION_RE = re.compile(r"^#{2,6}[ \t]", re.MULTILINE)
 _STATUS_HEADING_RE = re.compile(r"^#{2,6}[ \t]+Status[ \t]*\n(?:[ \t]*\n)*[ \t]*(.+?)[ \t]*$", re.MULTILINE)
@@ -78,6 +81,9 @@ class ParsedFile:
     lines: dict[str, int] = field(default_factory=dict)  # item field → 1-based line (body)
     front: str | None = None
     sources: dict[str, str] = field(default_factory=dict)  # item field → front-matter key
+    heading_key: str | None = None  # a key the first heading names ('# KEY: Title')
+    # A JSON export's story: the source fields it carries (source_repo / _path / _hash).
+    exported_source: dict[str, Any] | None = None
 
     def line_of(self, item_field: str | None) -> int | None:
         """The line an item field came from (worked out only when an error needs it)."""
@@ -201,6 +207,7 @@ def parse_story_file(text: str, path: str) -> ParsedFile:
 
     heading = _HEADING_RE.search(body)
     heading_key, heading_title, heading_label = _heading_parts(heading.group(1).strip() if heading else None)
+    parsed.heading_key = heading_key
     offset = (len(text) - len(body)) if front is not None else 0
     first_body_line = _line_at(text, offset)
     heading_at = heading.start() if heading else 0
@@ -227,16 +234,18 @@ def parse_story_file(text: str, path: str) -> ParsedFile:
 
 
 def _heading_parts(text: str | None) -> tuple[str | None, str | None, str | None]:
-    """(key, title, label) from the text of the body's first heading: '# KEY: Title',
-    '# Label: Title' (a prefix without a digit is no key) or just '# Title'."""
+    """(key, title, label) from the text of the body's first heading: '# KEY: Title' (also
+    'KEY - Title', 'KEY — Title'; a key has a digit), '# Story 1.3: Title' (a label: words
+    then an id) or just '# Title', kept whole ('# Twitter/X: Curated feeds' is a title)."""
     if text is None:
         return None, None, None
-    match = _KEY_HEADING_RE.match(text)
-    if match and any(ch.isdigit() for ch in match.group(1)):
-        return match.group(1), match.group(2).strip(), None
-    label = _LABEL_HEADING_RE.match(text)
-    if label:
-        return None, label.group(2).strip(), label.group(1).strip()
+    match = _HEADING_SPLIT_RE.match(text)
+    if match:
+        prefix, rest = match.group(1).strip(), match.group(2).strip()
+        if _HEADING_KEY_RE.match(prefix) and any(ch.isdigit() for ch in prefix):
+            return prefix, rest, None
+        if _HEADING_LABEL_RE.match(prefix):
+            return None, rest, prefix
     return None, text, None
 
 

@@ -362,6 +362,11 @@ def _field_changes(plan: Plan, item: Item, story: Story) -> dict[str, tuple[Any,
         if old != value:
             changes[name] = (old, value)
             setattr(story, name, value)
+    if item.source is not None:
+        for name, value in zip(("source_repo", "source_path", "source_hash"), item.source, strict=True):
+            if getattr(story, name) != value:
+                changes[name] = (getattr(story, name), value)
+                setattr(story, name, value)
     if "estimate" in changes:
         points = services.parse_estimate(story.estimate)
         if (story.points_min, story.points_max) != points:

@@ -89,6 +89,7 @@ class Lookup:
     epics: Mapping[str, Epic]
     backlogs: Mapping[str, Backlog]
     create_missing_statuses: bool = False
+    priority_scale: Mapping[int, int] | None = None  # models.priority_scale of the project
 
 
 @dataclass
@@ -130,6 +131,11 @@ def key_problem(key: Any) -> str | ValidationError | None:
     except ValidationError as exc:
         return exc
     return None
+
+
+def _status_name(word: str) -> str:
+    """A status as written, without its decoration: '✅ **Waiting on QA!**' → 'Waiting on QA'."""
+    return " ".join("".join(ch if ch.isalnum() else " " for ch in word).split())[:100]
 
 
 class _Parser:
@@ -188,7 +194,7 @@ class _Parser:
         for name in PLAIN_FIELDS:
             if name in raw:
                 try:
-                    data[name] = clean_value(name, raw[name])
+                    data[name] = clean_value(name, raw[name], priority_scale=self.lookup.priority_scale)
                 except ValidationError as exc:
                     self.errors.add_validation(index, key, exc, name)
         return data
@@ -211,9 +217,12 @@ class _Parser:
         if found is not None:
             return found, None, None
         norm = normalize_status_word(word)
-        slug = slugify(norm).replace("-", "_")[:50]
+        slug = slugify(norm.replace("_", "-")).replace("-", "_")[:50]
+        if slug in self.lookup.statuses:  # e.g. "Accepted!" and "✅ ACCEPTED" for "accepted"
+            return self.lookup.statuses[slug], None, None
         if self.lookup.create_missing_statuses and slug:
-            self.new_statuses.setdefault(slug, str(word).strip()[:100])
+            # One new status per slug, however it was decorated; named as first written.
+            self.new_statuses.setdefault(slug, _status_name(word))
             return None, slug, None
         allowed = ", ".join(self.lookup.statuses)
         return None, None, f"Unknown status '{word}'; this project's workflow has: {allowed}."

@@ -13,7 +13,7 @@ from django.core.exceptions import ValidationError
 
 from storyhub.errors import BulkValidationError
 
-from ..models import Backlog, Epic, Project, ProjectMember, Status, Story, StoryDependency
+from ..models import Backlog, Epic, Project, ProjectMember, Status, Story, StoryDependency, priority_scale
 from ..permissions import has_project_role
 from ..selectors import visible_project_ids
 from .parse import Dep, Errors, Item, Lookup, parse_items
@@ -84,6 +84,7 @@ def make_plan(
     backlog: Backlog | None = None,
     enforce_workflow: bool = True,
     progress: Callable[[int, int], None] | None = None,
+    sources: Sequence[tuple[str, str, str] | None] | None = None,
 ) -> Plan:
     """Read, parse, resolve and classify the batch. Problems are collected in
     `plan.errors`; the caller raises them (`plan.raise_if_errors()`)."""
@@ -99,6 +100,9 @@ def make_plan(
     )
     parsed = parse_items(plan.raw_items, load_lookup(plan), plan.errors)
     plan.items, plan.by_key, plan.new_statuses = parsed.items, parsed.by_key, parsed.new_statuses
+    if sources is not None:
+        for item in plan.items:
+            item.source = sources[item.index]
     load_existing(plan)
     resolve_dependencies(plan)
     check_batch_cycles(plan)
@@ -122,7 +126,16 @@ def load_lookup(plan: Plan) -> Lookup:
         epics=plan.epics,
         backlogs=backlogs,
         create_missing_statuses=bool(plan.project.settings.get("create_missing_statuses")),
+        priority_scale=project_priority_scale(plan.project),
     )
+
+
+def project_priority_scale(project: Project) -> dict[int, int]:
+    """The project's numeric priority scale (a bad setting is refused by name)."""
+    try:
+        return priority_scale(project.settings)
+    except ValueError as exc:
+        raise ValidationError({"priority": [str(exc)]}) from None
 
 
 def load_existing(plan: Plan) -> None:
@@ -301,7 +314,7 @@ def version_ok(plan: Plan, item: Item, story: Story | None) -> bool:
 
 
 def _differs(plan: Plan, item: Item, story: Story) -> bool:
-    if _fields_differ(item, story):
+    if _fields_differ(item, story) or source_differs(item, story):
         return True
     if plan.backlog is not None and story.backlog_id != plan.backlog.pk:
         return True
@@ -320,6 +333,13 @@ def _fields_differ(item: Item, story: Story) -> bool:
         elif getattr(story, name) != value:
             return True
     return False
+
+
+def source_differs(item: Item, story: Story) -> bool:
+    """Whether the item comes from another file (repository, path) than the story's
+    source. The content hash alone is no change: it is written with the story's next
+    change (an export of an edited story read back is unchanged)."""
+    return item.source is not None and item.source[:2] != (story.source_repo, story.source_path)
 
 
 def _epic_differs(plan: Plan, item: Item, story: Story) -> bool:

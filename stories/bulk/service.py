@@ -44,12 +44,15 @@ def story_bulk_upsert(
     backlog: Backlog | None = None,
     enforce_workflow: bool = True,
     progress: Callable[[int, int], None] | None = None,
+    sources: Sequence[tuple[str, str, str] | None] | None = None,
 ) -> BulkResult:
     """Create or update `items` (dicts with "key" and the ITEM_FIELDS) in `project`, all
     or nothing. `backlog` puts every story of the batch into that backlog. With
     `enforce_workflow=False` (imports) a changed status is taken as written, without
     checking the workflow's allowed transitions. `source` (e.g. "import") is recorded in
-    the audit rows. Raises BulkValidationError listing every bad item."""
+    the audit rows. `sources` gives, per item, the (repository, path, content hash) of
+    the file it came from (Story.source_*; stories.importer). Raises BulkValidationError
+    listing every bad item."""
     require_project_role(actor, project, ProjectMember.Role.MEMBER)
     if source is not None:
         from audit.context import write_context
@@ -63,10 +66,11 @@ def story_bulk_upsert(
                 backlog=backlog,
                 enforce_workflow=enforce_workflow,
                 progress=progress,
+                sources=sources,
             )
     try:
         with transaction.atomic():
-            result = _run(actor, project, items, backlog, enforce_workflow, progress)
+            result = _run(actor, project, items, backlog, enforce_workflow, progress, sources)
             if dry_run:
                 raise _DryRun
     except _DryRun:
@@ -75,7 +79,7 @@ def story_bulk_upsert(
     return result
 
 
-def _run(actor, project, items, backlog, enforce_workflow, progress) -> BulkResult:
+def _run(actor, project, items, backlog, enforce_workflow, progress, sources) -> BulkResult:
     the_plan = plan.make_plan(
         actor=actor,
         project=project,
@@ -83,6 +87,7 @@ def _run(actor, project, items, backlog, enforce_workflow, progress) -> BulkResu
         backlog=backlog,
         enforce_workflow=enforce_workflow,
         progress=progress,
+        sources=sources,
     )
     the_plan.raise_if_errors()
     apply.apply_plan(the_plan)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,7 +17,7 @@ from django.core.exceptions import ValidationError
 from storyhub.validators import validate_json_value
 
 from .. import fields, services
-from ..models import Status
+from ..models import DEFAULT_PRIORITY_SCALE, PRIORITY_SCALES, Priority, Status, priority_from_number
 
 # Fields an item may carry (besides "key"). "depends_on" is the story's complete list of
 # dependencies: links missing from it are removed; leave it out to keep the links as they are.
@@ -62,9 +63,11 @@ CATEGORY_HINTS = (
 
 
 def normalize_status_word(word: str) -> str:
-    """'Ready for Review' → 'ready_for_review', '**Done**' → 'done'."""
-    text = re.sub(r"[*_`]+", " ", str(word)).strip().lower()
-    return re.sub(r"[\s\-]+", "_", text)
+    """'Ready for Review' → 'ready_for_review', '**Done**' → 'done', '✅ ACCEPTED' and
+    'Accepted!' → 'accepted': case, markdown emphasis, emoji and punctuation do not count."""
+    text = unicodedata.normalize("NFKC", str(word))
+    text = "".join(ch if ch.isalnum() else " " for ch in text.replace("_", " "))
+    return "_".join(text.lower().split())
 
 
 def match_status(word: str, statuses: Mapping[str, Status], by_name: Mapping[str, Status]) -> Status | None:
@@ -75,12 +78,45 @@ def match_status(word: str, statuses: Mapping[str, Status], by_name: Mapping[str
     return statuses.get(norm) or by_name.get(norm) or statuses.get(STATUS_ALIASES.get(norm, ""))
 
 
-def clean_value(name: str, value: Any) -> Any:
-    """The stored value of a plain story field as given in an item (ValidationError if bad)."""
-    if name == "priority":
-        if isinstance(value, str) and value in _PRIORITY_WORDS:
+# Priority words seen in planning repositories besides the stored ones.
+PRIORITY_ALIASES = {
+    "highest": Priority.CRITICAL,
+    "blocker": Priority.CRITICAL,
+    "normal": Priority.MEDIUM,
+    "med": Priority.MEDIUM,
+    "lowest": Priority.LOW,
+}
+_PRIORITY_NUMBER = re.compile(r"^[Pp]?(-?\d{1,6})$")
+
+
+def clean_priority(value: Any, scale: Mapping[int, int] | None = None) -> int:
+    """The stored priority for a priority as written: a word ("high", "**High**"), or a
+    number ("1", 1, "P1") on the project's scale (models.priority_scale; default: 1 is
+    the highest). ValidationError otherwise."""
+    scale = scale or PRIORITY_SCALES[DEFAULT_PRIORITY_SCALE]
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return priority_from_number(value, dict(scale))
+    if isinstance(value, str):
+        if value in _PRIORITY_WORDS:
             return _PRIORITY_WORDS[value]
-        return services.resolve_priority(value)
+        number = _PRIORITY_NUMBER.match(value.strip())
+        if number:
+            return priority_from_number(int(number.group(1)), dict(scale))
+        word = normalize_status_word(value)
+        if word in _PRIORITY_WORDS or word in PRIORITY_ALIASES:
+            return _PRIORITY_WORDS.get(word) or PRIORITY_ALIASES[word]
+    if isinstance(value, bool | list | dict | float):
+        raise ValidationError(f"Unknown priority '{value}'; use a word ({', '.join(_PRIORITY_WORDS)}) or a number.")
+    return services.resolve_priority(value)
+
+
+def clean_value(name: str, value: Any, *, priority_scale: Mapping[int, int] | None = None) -> Any:
+    """The stored value of a plain story field as given in an item (ValidationError if
+    bad); numeric priorities are read on `priority_scale` (default: 1 is the highest)."""
+    if name == "priority":
+        return clean_priority(value, priority_scale)
     if name in TEXT_LIMITS or name == "body":
         return _clean_text(name, value)
     if name == "labels":

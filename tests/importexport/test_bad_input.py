@@ -1,5 +1,6 @@
 """Bad input gets a clear error naming the file, the line where known, and the reason —
-and nothing partial: an import is atomic unless continue_on_error is given."""
+and nothing partial in an atomic import (continue_on_error=False, `--atomic`); by default
+a bad file fails alone (tests/importexport/test_messy_repos.py)."""
 
 from __future__ import annotations
 
@@ -18,11 +19,15 @@ from .conftest import make_zip, story_text
 
 
 def run(root, project, **kwargs):
+    kwargs.setdefault("continue_on_error", False)
     return import_stories(root, project=project, actor=None, **kwargs)
 
 
 def failures(report) -> dict:
-    return {f.path: f for f in report.files if f.outcome == "failed"}
+    """Failed files by path (in a zip: "name.zip:entry")."""
+    return {
+        (f"{f.root}:{f.path}" if f.root.endswith(".zip") else f.path): f for f in report.files if f.outcome == "failed"
+    }
 
 
 @pytest.mark.parametrize(
@@ -89,13 +94,14 @@ def test_status_words_map_onto_the_workflow(fresh_project, write_files):
     }
 
 
-def test_duplicate_key_names_both_files(fresh_project, write_files):
+def test_duplicate_key_parks_the_second_file_naming_the_first(fresh_project, write_files):
     project = fresh_project()
     root = write_files({"one.md": story_text("DUP-1"), "sub/two.md": story_text("DUP-1"), "ok.md": story_text("OK-1")})
     report = run(root, project)
-    bad = failures(report)
-    assert set(bad) == {"one.md", "sub/two.md"}
-    assert "also in sub/two.md" in bad["one.md"].reason and bad["one.md"].line == 2
+    assert report.ok and not failures(report)
+    parked = {f.path: f for f in report.files if f.outcome == "conflict"}
+    assert set(parked) == {"sub/two.md"}
+    assert "also in stories/one.md" in parked["sub/two.md"].reason and parked["sub/two.md"].line == 2
 
 
 def test_cycle_is_reported_for_each_file_in_it(fresh_project, write_files):
@@ -110,8 +116,11 @@ def test_cycle_is_reported_for_each_file_in_it(fresh_project, write_files):
     )
     report = run(root, project)
     bad = failures(report)
-    assert set(bad) == {"a.md", "b.md", "c.md"}
+    assert set(bad) == {"a.md", "b.md", "c.md", "d.md"}
     assert "CY-1 → CY-2 → CY-3 → CY-1" in bad["a.md"].reason
+    assert bad["d.md"].reason.startswith(
+        "depends on CY-1, whose file stories/a.md failed: dependencies: Dependency cycle"
+    )
     assert bad["a.md"].line == 8  # the dependencies line
     assert not Story.objects.filter(project=project).exists()
 
@@ -164,7 +173,12 @@ def _zip_with_symlink() -> bytes:
             "bad.zip",
             "uncompressed bytes",
         ),
-        ({"bomb.md": b"---\n" + b" " * 3_000_000}, ImportLimits(max_file_bytes=1_000_000), "bomb.md", "file too large"),
+        (
+            {"bomb.md": b"---\n" + b" " * 3_000_000},
+            ImportLimits(max_file_bytes=1_000_000),
+            "bad.zip:bomb.md",
+            "file too large",
+        ),
     ],
 )
 def test_hostile_zips(fresh_project, tmp_path, entries, limits, path, reason):
@@ -187,7 +201,7 @@ def test_zip_bomb_is_not_read_past_the_limit(tmp_path):
     local = raw.find(b"PK\x03\x04")
     raw[local + 22 : local + 26] = (10).to_bytes(4, "little")
     (tmp_path / "lying.zip").write_bytes(bytes(raw))
-    [source] = sources_from_paths([tmp_path / "lying.zip"], ImportLimits(max_file_bytes=1000))
+    [source] = sources_from_paths([tmp_path / "lying.zip"], ImportLimits(max_file_bytes=1000)).sources
     assert source.data is None and source.error
 
 
@@ -224,9 +238,10 @@ def test_continue_on_error_writes_the_good_files(fresh_project, write_files):
     )
     report = run(root, project, continue_on_error=True)
     outcomes = {f.path: f.outcome for f in report.files}
-    # c.md depends on the bad d.md, so it cannot be written either.
+    # c.md depends on the bad d.md, so it cannot be written either: it says why.
     assert outcomes == {"a.md": "created", "b.md": "failed", "c.md": "failed", "d.md": "failed", "e.md": "created"}
-    assert "Unknown dependency 'C-4'" in failures(report)["c.md"].reason
+    assert failures(report)["c.md"].reason.startswith("depends on C-4, whose file stories/d.md failed: status: Unknown")
+    assert failures(report)["c.md"].caused_by.path == "d.md"
     assert report.written
     assert set(Story.objects.filter(project=project).values_list("key", flat=True)) == {"C-1", "C-5"}
 

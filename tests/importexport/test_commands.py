@@ -20,8 +20,8 @@ def test_import_command_reports_each_file(project, write_files, capsys):
     out = io.StringIO()
     call_command("import_stories", str(root), "--project", project.slug, stdout=out)
     text = out.getvalue()
-    assert "created    a.md  CMD-1" in text
-    assert "warning    003.txt  no id in the file; generated key STORY-1.3-" in text
+    assert "created    stories/a.md  CMD-1" in text
+    assert "warning    stories/003.txt  no id in the file; generated key STORY-1.3-" in text
     assert "3 created, 0 updated, 0 unchanged, 0 failed" in text
     assert Story.objects.filter(project=project).count() == 3
 
@@ -34,9 +34,9 @@ def test_import_command_failure_is_atomic_with_exit_status(project, write_files)
     root = write_files({"a.md": story_text("CMD-1"), "b.md": "---\nid: X\ntitle: [\n---\n"})
     out = io.StringIO()
     with pytest.raises(CommandError, match="1 files cannot be imported; nothing was written") as excinfo:
-        call_command("import_stories", str(root), "--project", project.slug, stdout=out)
+        call_command("import_stories", str(root), "--project", project.slug, "--atomic", stdout=out)
     assert excinfo.value.returncode == 1
-    assert "failed     b.md:3  malformed YAML front matter" in out.getvalue()
+    assert "failed     stories/b.md:3  malformed YAML front matter" in out.getvalue()
     assert "1 not written" in out.getvalue()
     assert not Story.objects.filter(project=project).exists()
 

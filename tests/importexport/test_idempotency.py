@@ -105,7 +105,7 @@ def test_backlog_option_puts_stories_in_the_backlog(fresh_project, write_files):
 def test_parallel_parsing_gives_the_same_import(fresh_project, write_files, monkeypatch):
     """Large imports parse in forked workers; the result (and the parent's database
     connection) is the same as parsing in this process."""
-    from stories import importer
+    from stories.importer import parsing as importer
 
     files = {f"p/{i:03d}.md": story_text(f"P-{i:03d}", deps=[f"P-{i - 1:03d}"] if i else []) for i in range(40)}
     files["p/bad.md"] = "---\n[broken\n---\n"

@@ -4,6 +4,7 @@ and exports back byte for byte."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import io
 import zipfile
 
@@ -11,7 +12,7 @@ import pytest
 
 from stories.exporter import stream_export
 from stories.importer import import_stories
-from stories.models import Story
+from stories.models import ImportConflict, Story
 from stories.storyfiles import SOURCE_KEY
 
 from .conftest import SEED_FILES, SEEDS
@@ -42,7 +43,9 @@ def test_each_seed_file_imports_and_exports_byte_for_byte(seed, fresh_project):
         assert story.key == key
     assert story.title == title
     assert story.status.slug == status
-    assert story.file_path == seed.name
+    # Its path in its repository (this checkout), whatever path was given.
+    assert story.file_path == story.source_path and story.file_path.endswith(f"seed-stories/{seed.name}")
+    assert story.source_hash == hashlib.sha256(seed.read_bytes()).hexdigest()
     assert bool(result.warnings) == generated
     if generated:
         assert "generated key" in result.warnings[0] and story.key in result.warnings[0]
@@ -50,8 +53,8 @@ def test_each_seed_file_imports_and_exports_byte_for_byte(seed, fresh_project):
     text = seed.read_text(encoding="utf-8")
     assert text.endswith(story.body)
     archive = zipfile.ZipFile(io.BytesIO(b"".join(stream_export(project, "markdown"))))
-    assert archive.namelist() == [seed.name]
-    assert archive.read(seed.name) == seed.read_bytes()
+    assert archive.namelist() == [story.file_path]
+    assert archive.read(story.file_path) == seed.read_bytes()
 
 
 def test_front_matter_mapping_of_seed_000(fresh_project):
@@ -86,14 +89,17 @@ def test_generated_keys_are_unique_and_stable(fresh_project):
     assert keys[1].startswith("STORY-1.3-") and keys[2].startswith("STORY-1.3-")
 
 
-def test_the_whole_seed_directory_reports_the_duplicate_key(fresh_project):
-    # 000 and 002 are two versions of INF-013: one import cannot hold both.
+def test_the_whole_seed_directory_parks_the_duplicate_key(fresh_project):
+    # 000 and 002 are two versions of INF-013: the first is imported, the second parked
+    # with its full text; the other files are imported.
     project = fresh_project()
     report = import_stories(SEEDS, project=project, actor=None)
-    failed = {f.path: f for f in report.files if f.outcome == "failed"}
-    assert set(failed) == {"000_10f708c90851b329.txt", "002_3c9acf64790a9b98.txt"}
-    assert "duplicate key 'INF-013'" in failed["000_10f708c90851b329.txt"].reason
-    assert "002_3c9acf64790a9b98.txt" in failed["000_10f708c90851b329.txt"].reason
-    assert failed["000_10f708c90851b329.txt"].line == 2
-    assert {f.outcome for f in report.files if f.path not in failed} == {"skipped"}
-    assert not Story.objects.filter(project=project).exists()
+    outcomes = {f.path: f.outcome for f in report.files}
+    assert outcomes["000_10f708c90851b329.txt"] == "created"
+    assert outcomes["002_3c9acf64790a9b98.txt"] == "conflict"
+    parked = next(f for f in report.files if f.outcome == "conflict")
+    assert parked.code == "duplicate_key" and "000_10f708c90851b329.txt" in parked.reason and parked.line == 2
+    conflict = ImportConflict.objects.get(pk=parked.conflict_id)
+    assert conflict.content == (SEEDS / "002_3c9acf64790a9b98.txt").read_text(encoding="utf-8")
+    assert Story.objects.get(project=project, key="INF-013").title.startswith("Docker PostgreSQL")
+    assert Story.objects.filter(project=project).count() == 4

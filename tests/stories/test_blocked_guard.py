@@ -212,7 +212,7 @@ def test_import_goes_through_the_guard(project, member, tmp_path):
 
     write("a.md", "IM-1", "draft")
     write("b.md", "IM-2", "in_progress", "IM-1")
-    report = import_stories([tmp_path], project=project, actor=member)
+    report = import_stories([tmp_path], project=project, actor=member, continue_on_error=False)
     failed = {f.path: f.reason for f in report.files if f.outcome == "failed"}
     assert "b.md" in failed and "blocked by unfinished stories: IM-1" in failed["b.md"]
     assert not Story.objects.filter(key__startswith="IM-").exists()

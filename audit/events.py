@@ -33,6 +33,7 @@ class AuditAction(StrEnum):
     # Written by the database trigger of stories migration 0004 (a raw-SQL status change).
     STORY_STATUS_CHANGED_OUTSIDE = "story.status_changed_outside"
     STORY_MOVED = "story.moved"
+    STORY_RANKED = "story.ranked"
     STORY_DELETED = "story.deleted"
     # links
     DEPENDENCY_ADDED = "dependency.added"

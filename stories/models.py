@@ -297,6 +297,10 @@ class Story(TimestampedModel):
     source_repo = models.CharField(max_length=500, blank=True, default="", db_default="")
     source_path = models.CharField(max_length=1000, blank=True, default="", db_default="")
     source_hash = models.CharField(max_length=64, blank=True, default="", db_default="")
+    # Order within the project (and so within each board column and backlog): gapped
+    # integers, lowest first; NULL = not ordered yet (new and imported stories), after the
+    # ordered ones. stories.services.story_rank writes it (see RANK_STEP there).
+    rank = models.BigIntegerField(null=True, blank=True, editable=False)
 
     objects = StoryQuerySet.as_manager()
 
@@ -321,6 +325,7 @@ class Story(TimestampedModel):
             models.Index(fields=["backlog", "priority"], name="stories_backlog_priority_idx"),
             models.Index(fields=["owner"], name="stories_owner_idx"),
             models.Index(fields=["updated_at", "id"], name="stories_updated_idx"),
+            models.Index(fields=["project", "rank"], name="stories_project_rank_idx"),
         ]
 
     def __str__(self) -> str:
@@ -330,6 +335,10 @@ class Story(TimestampedModel):
     def ref(self) -> str:
         """Key qualified by project, as used in cross-project dependencies."""
         return f"{self.project.slug}:{self.key}"
+
+
+# The one order of stories by rank: ranked first (lowest first), then the unranked by key.
+STORY_RANK_ORDER = (models.F("rank").asc(nulls_last=True), "key", "id")
 
 
 class DependencyType(models.TextChoices):

@@ -54,6 +54,7 @@ from .fields import PRIORITY_BY_WORD, WRITABLE
 from .models import (
     DEFAULT_STATUS_SLUG,
     DEFAULT_WORKFLOW,
+    STORY_RANK_ORDER,
     Backlog,
     Epic,
     Priority,
@@ -917,6 +918,105 @@ def story_move(*, actor, story: Story, backlog: Backlog | None, expected_version
         target=locked,
         changes={"backlog": (old.slug if old else None, backlog.slug if backlog else None)},
         extra={"project": locked.project.slug, "key": locked.key, "version": locked.version},
+    )
+    return locked
+
+
+# Gapped integer ranks: a story placed between two others takes the middle of their
+# ranks; when there is no room left (or a neighbour is not ranked yet) the project's
+# stories are renumbered 1, 2, 3, ... x RANK_STEP in their current order.
+RANK_STEP = 1024
+
+
+def _rank_slot(order: list[tuple[int, int | None]], position: int) -> int | None:
+    """The rank for a story put at `position` of `order` (the project's other stories as
+    (id, rank)), or None when the neighbours leave no room (renumber)."""
+    lower = order[position - 1][1] if position > 0 else None
+    upper = order[position][1] if position < len(order) else None
+    if (position > 0 and lower is None) or (position < len(order) and upper is None):
+        return None
+    if upper is None:
+        return RANK_STEP if lower is None else lower + RANK_STEP
+    if lower is None:
+        return upper - RANK_STEP
+    return (lower + upper) // 2 if upper - lower > 1 else None
+
+
+def _rank_position(order: list[tuple[int, int | None]], ids: Mapping[str, int | None]) -> int:
+    """Where `before` / `after` (story ids, None when not given) put the story in `order`."""
+    index = {story_id: i for i, (story_id, _) in enumerate(order)}
+    before, after = ids.get("before"), ids.get("after")
+    if after is not None and before is not None and index[after] + 1 != index[before]:
+        message = "'after' and 'before' are not next to each other (someone reordered them); reload the order."
+        raise ConflictError(message, details={"before": [message]})
+    if before is not None:
+        return index[before]
+    assert after is not None  # story_rank requires one of the two
+    return index[after] + 1
+
+
+def _renumber(order: list[tuple[int, int | None]]) -> int:
+    """Give `order` (every story of a project, in its new order) ranks RANK_STEP apart,
+    under their row locks (the advisory lock is held: lock order); returns how many
+    stories got a new rank. Their versions stay: their order among themselves is kept."""
+    lock_stories(story_id for story_id, _ in order)
+    changed = [
+        Story(pk=story_id, rank=(i + 1) * RANK_STEP)
+        for i, (story_id, rank) in enumerate(order)
+        if rank != (i + 1) * RANK_STEP
+    ]
+    Story.objects.bulk_update(changed, ["rank"], batch_size=500)
+    return len(changed)
+
+
+@transaction.atomic
+def story_rank(
+    *,
+    actor,
+    story: Story,
+    before: Story | None = None,
+    after: Story | None = None,
+    expected_version: int | None = None,
+) -> Story:
+    """Put `story` just before `before` and/or just after `after` (stories of its
+    project) in the project's order (models.STORY_RANK_ORDER), member role. Both given:
+    they must still be neighbours (ConflictError otherwise: the caller's view is stale).
+    One audit row (story.ranked) when the place changes, none when it does not."""
+    require_project_role(actor, story.project, ProjectMember.Role.MEMBER)
+    if before is None and after is None:
+        raise ValidationError({"before": ["Give 'before' or 'after' (the key of a story of this project)."]})
+    anchors = {name: other for name, other in (("before", before), ("after", after)) if other is not None}
+    for name, other in anchors.items():
+        if other.project_id != story.project_id:
+            raise ValidationError({name: [f"Story {other.key} belongs to another project."]})
+        if other.pk == story.pk:
+            raise ValidationError({name: ["A story cannot be placed next to itself."]})
+    lock_blocks_graph()  # a renumbering locks many story rows (lock order above)
+    locked = _lock_story(story)
+    _check_version(locked, expected_version)
+    full = list(
+        Story.objects.filter(project_id=locked.project_id).order_by(*STORY_RANK_ORDER).values_list("pk", "rank")
+    )
+    old_position = next(i for i, (story_id, _) in enumerate(full) if story_id == locked.pk)
+    order = [row for row in full if row[0] != locked.pk]
+    position = _rank_position(order, {name: other.pk for name, other in anchors.items()})
+    if position == old_position and locked.rank is not None:
+        return locked  # already there
+    old_rank = locked.rank
+    rank = _rank_slot(order, position)
+    renumbered = 0
+    if rank is None:
+        renumbered = _renumber([*order[:position], (locked.pk, None), *order[position:]])
+        rank = (position + 1) * RANK_STEP
+    locked.rank = rank
+    locked.version += 1
+    _save(locked, ["rank", "version"])
+    extra: dict[str, Any] = {"project": locked.project.slug, "key": locked.key, "version": locked.version}
+    extra.update({name: other.key for name, other in anchors.items()})
+    if renumbered:
+        extra["renumbered"] = renumbered
+    audit_record(
+        actor=actor, action=AuditAction.STORY_RANKED, target=locked, changes={"rank": (old_rank, rank)}, extra=extra
     )
     return locked
 

@@ -105,6 +105,44 @@ class StoryMoveView(StoryDetailView):
         return self._respond(story)
 
 
+class RankInputSerializer(s.StrictSerializer):
+    before = serializers.CharField(required=False, help_text="key of the story to put this one just before")
+    after = serializers.CharField(required=False, help_text="key of the story to put this one just after")
+    version = serializers.IntegerField(required=False, min_value=1)
+
+
+class StoryRankView(StoryDetailView):
+    """Reorder a story within its project (the board's and backlogs' order): just before
+    `before` and/or just after `after` (keys in the same project; both: they must still be
+    neighbours, else 409)."""
+
+    http_method_names = ["post", "options"]
+
+    @extend_schema(request=RankInputSerializer, responses=s.StorySerializer)
+    def post(self, request, slug, key):
+        story = self._story(request, slug, key)
+        require_role(request, story.project, "member")
+        expected = check_if_match(request, story.pk, story.version)
+        data = validated(RankInputSerializer, request.data)
+        anchors = {}
+        for name in ("before", "after"):
+            if name in data:
+                other = Story.objects.filter(project=story.project, key=data[name]).first()
+                if other is None:
+                    message = f"No story '{data[name]}' in this project."
+                    raise NotFoundError(message, details={name: [message]})
+                anchors[name] = other
+        version = data.get("version")
+        with stale_if_match_is_412(version, expected, story.pk):
+            story = services.story_rank(
+                actor=request.user,
+                story=story,
+                expected_version=version if version is not None else expected,
+                **anchors,
+            )
+        return self._respond(story)
+
+
 class DependencySerializer(serializers.Serializer):
     id = serializers.IntegerField(allow_null=True, help_text="null for a link to a story you cannot see")
     depends_on = serializers.CharField(allow_null=True, help_text="null for a story you cannot see (hidden: true)")

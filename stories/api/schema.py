@@ -97,6 +97,7 @@ SUMMARIES = {
     "projects_by_stories_by_delete": "Delete a story",
     "projects_by_stories_by_transition_post": "Move a story to another status",
     "projects_by_stories_by_move_post": "Move a story to another backlog",
+    "projects_by_stories_by_rank_post": "Reorder a story within its project",
     "projects_by_stories_by_dependencies_get": "List a story's dependencies",
     "projects_by_stories_by_dependencies_post": "Add a dependency",
     "projects_by_stories_by_dependencies_by_delete": "Remove a dependency",

@@ -32,6 +32,7 @@ urlpatterns = [
     path(S, views.StoryDetailView.as_view(), name="story-detail"),
     path(S + "transition/", views.StoryTransitionView.as_view(), name="story-transition"),
     path(S + "move/", actions.StoryMoveView.as_view(), name="story-move"),
+    path(S + "rank/", actions.StoryRankView.as_view(), name="story-rank"),
     path(S + "dependencies/", actions.StoryDependencyListView.as_view(), name="story-dependencies"),
     path(S + "dependencies/<int:dep_id>/", actions.StoryDependencyDetailView.as_view(), name="story-dependency-detail"),
     path(S + "history/", actions.StoryHistoryView.as_view(), name="story-history"),

@@ -167,6 +167,7 @@ BODIES: dict[tuple[str, str], Any] = {
     ("PATCH", "/projects/{slug}/stories/{key}/"): {"title": "Patched by the matrix"},
     ("POST", "/projects/{slug}/stories/{key}/transition/"): {"status": "ready", "notes": "matrix"},
     ("POST", "/projects/{slug}/stories/{key}/move/"): {"backlog": "{backlog}"},
+    ("POST", "/projects/{slug}/stories/{key}/rank/"): {"after": "{free_key}"},
     ("POST", "/projects/{slug}/stories/{key}/dependencies/"): {"depends_on": "{ref}", "type": "relates"},
     ("POST", "/projects/{slug}/stories/bulk/"): {
         "items": [{"key": "MATRIX-2", "title": "Bulk", "dependencies": ["{ref}"]}]
@@ -282,6 +283,7 @@ def _values(world, side: str | None, principal: Principal) -> dict[str, Any]:
     return {
         "slug": s.slug,
         "key": s.key,
+        "free_key": s.free_key,
         "backlog": s.backlog,
         "username": s.username,
         "dep_id": s.dep_id,

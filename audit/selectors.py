@@ -99,3 +99,22 @@ def audit_rows_redacted(*, user, rows: Sequence[Mapping[str, Any]]) -> list[dict
     `user` may read them (audit_details_for); the memberships are read once."""
     visible = audit_visible_project_ids(user)
     return [{**row, "details": audit_details_for(user=user, row=row, visible=visible)} for row in rows]
+
+
+def backlog_moves(*, project_id: int, project_slug: str, backlog_slug: str) -> list[tuple[int, Any, bool]]:
+    """(story id, when, True: into the backlog / False: out of it) of every recorded move
+    of a story of the project into or out of the backlog `backlog_slug`, in time order.
+    Story updates, moves and bulk writes record `changes.backlog` as the slug or as
+    "project/slug". For the sprint reports of a project the caller may see."""
+    names = [backlog_slug, f"{project_slug}/{backlog_slug}"]
+    rows = AuditLog.objects.filter(project_id=project_id, entity_type=EntityType.STORY).filter(
+        Q(details__changes__backlog__new__in=names) | Q(details__changes__backlog__old__in=names)
+    )
+    moves: list[tuple[int, Any, bool]] = []
+    for entity_id, timestamp, changes in rows.order_by("timestamp", "id").values_list(
+        "entity_id", "timestamp", "details__changes__backlog"
+    ):
+        if not str(entity_id).isdigit() or not isinstance(changes, dict):
+            continue
+        moves.append((int(entity_id), timestamp, changes.get("new") in names))
+    return moves

@@ -32,6 +32,7 @@ from storyhub.admin_base import (
 from . import exporter, selectors, services
 from . import fields as story_fields
 from .admin_graph import project_graph
+from .admin_reports import reports_page
 from .models import (
     Backlog,
     Epic,
@@ -235,7 +236,7 @@ class StatusInline(ProjectInlineMixin, admin.TabularInline):
 
 class BacklogInline(ProjectInlineMixin, admin.TabularInline):
     model = Backlog
-    fields = ("slug", "name", "type", "status", "owner")
+    fields = ("slug", "name", "type", "status", "owner", "starts_on", "ends_on")
     autocomplete_fields = ("owner",)
     extra = 0
 
@@ -336,9 +337,30 @@ class ProjectAdmin(ServiceAdminMixin, ProjectScopedMixin, admin.ModelAdmin):
                 "<path:object_id>/graph/",
                 self.admin_site.admin_view(self.graph_view),
                 name="stories_project_graph",
-            )
+            ),
+            path(
+                "<path:object_id>/reports/",
+                self.admin_site.admin_view(self.reports_view),
+                name="stories_project_reports",
+            ),
         ]
         return extra + super().get_urls()
+
+    def reports_view(self, request, object_id):
+        project = self.get_object(request, object_id)
+        if project is None:
+            raise Http404("No such project.")
+        if not self.has_view_permission(request, project):
+            raise PermissionDenied
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "original": project,
+            "title": f"Reports of {project.name}",
+            "has_view_permission": True,
+            **reports_page(project, request.GET, reader=request.user),
+        }
+        return TemplateResponse(request, "admin/stories/project/reports.html", context)
 
     def graph_view(self, request, object_id):
         project = self.get_object(request, object_id)

@@ -7,6 +7,7 @@ constraints the database itself enforces.
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
@@ -96,6 +97,9 @@ class Backlog(TimestampedModel):
     )
     metadata = models.JSONField(default=dict, blank=True, validators=[validate_json_value])
     settings = models.JSONField(default=dict, blank=True, validators=[validate_json_value])
+    # A sprint's first and last day (inclusive, in the reader's time zone): the burndown's axis.
+    starts_on = models.DateField(null=True, blank=True)
+    ends_on = models.DateField(null=True, blank=True)
     version = version_field()
 
     class Meta:
@@ -103,12 +107,20 @@ class Backlog(TimestampedModel):
         ordering = ["project_id", "slug"]
         constraints = [
             models.UniqueConstraint(fields=["project", "slug"], name="backlogs_unique_slug_per_project"),
+            models.CheckConstraint(
+                condition=Q(starts_on__isnull=True) | Q(ends_on__isnull=True) | Q(starts_on__lte=models.F("ends_on")),
+                name="backlogs_sprint_dates_ordered",
+            ),
             _choices_check("type", BacklogType.choices, "backlogs_type_valid"),
             _choices_check("status", BacklogStatus.choices, "backlogs_status_valid"),
         ]
 
     def __str__(self) -> str:
         return f"{self.project_id and self.project.slug}/{self.slug}"
+
+    def clean(self) -> None:
+        if (self.starts_on or self.ends_on) and self.type != BacklogType.SPRINT:
+            raise ValidationError({"starts_on": ["Only a backlog of type 'sprint' has start and end dates."]})
 
 
 class StatusCategory(models.TextChoices):

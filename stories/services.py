@@ -415,7 +415,7 @@ def project_member_remove(*, actor, member: ProjectMember, expected_version: int
 
 # --------------------------------------------------------------------------- backlogs, workflow, epics
 
-BACKLOG_FIELDS = ("slug", "name", "type", "status", "owner", "metadata", "settings")
+BACKLOG_FIELDS = ("slug", "name", "type", "status", "owner", "metadata", "settings", "starts_on", "ends_on")
 
 
 @transaction.atomic

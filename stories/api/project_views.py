@@ -39,6 +39,8 @@ class BacklogInput(StrictSerializer):
     status = serializers.ChoiceField(choices=Backlog.Status.choices, required=False)
     metadata = serializers.DictField(required=False)
     settings = serializers.DictField(required=False)
+    starts_on = serializers.DateField(required=False, allow_null=True, help_text="a sprint's first day")
+    ends_on = serializers.DateField(required=False, allow_null=True, help_text="a sprint's last day")
     version = VERSION
 
 
@@ -49,6 +51,8 @@ class BacklogOut(serializers.Serializer):
     status = serializers.ChoiceField(choices=Backlog.Status.choices)
     metadata = serializers.DictField()
     settings = serializers.DictField()
+    starts_on = serializers.DateField(allow_null=True)
+    ends_on = serializers.DateField(allow_null=True)
     version = serializers.IntegerField()
 
 
@@ -60,6 +64,8 @@ def backlog_payload(b: Backlog) -> dict:
         "status": b.status,
         "metadata": b.metadata,
         "settings": b.settings,
+        "starts_on": b.starts_on.isoformat() if b.starts_on else None,
+        "ends_on": b.ends_on.isoformat() if b.ends_on else None,
         "version": b.version,
     }
 

@@ -5,7 +5,7 @@ from django.urls import include, path
 from audit.api.views import AuditListView
 from sessions_app.api.views import SessionDetailView, SessionListView
 
-from . import actions, project_views, views
+from . import actions, project_views, report_views, views
 
 P = "projects/<str:slug>/"
 S = P + "stories/<str:key>/"
@@ -48,5 +48,21 @@ urlpatterns = [
     path("audit/", AuditListView.as_view(), name="audit-list"),
     path("sessions/", SessionListView.as_view(), name="session-list"),
     path("sessions/<str:sid_prefix>/", SessionDetailView.as_view(), name="session-detail"),
+    *(
+        path(f"{P}reports/{name}/", view.as_view(), name=f"project-report-{name}")
+        for name, view in report_views.REPORT_VIEWS.items()
+    ),
+    *(
+        path(f"{P}reports/{name}/csv/", view.as_view(), name=f"project-report-{name}-csv")
+        for name, view in report_views.CSV_VIEWS.items()
+    ),
+    *(
+        path(f"{P}reports/{name}/<str:backlog>/", view.as_view(), name=f"project-report-{name}")
+        for name, view in report_views.SPRINT_VIEWS.items()
+    ),
+    *(
+        path(f"{P}reports/{name}/<str:backlog>/csv/", view.as_view(), name=f"project-report-{name}-csv")
+        for name, view in report_views.SPRINT_CSV_VIEWS.items()
+    ),
     path("", include("stories.api.io_urls")),
 ]

@@ -36,6 +36,12 @@ from tests.factories import BacklogFactory, EpicFactory, MemberFactory, ProjectF
 MARKER = "zqxhidden"
 
 A, B = "A", "B"
+# The backlogs are sprints with dates, so the sprint reports (burndown / burnup) answer.
+SPRINT = {
+    "type": "sprint",
+    "starts_on": timezone.localdate() - timedelta(days=7),
+    "ends_on": timezone.localdate() + timedelta(days=6),
+}
 
 
 @dataclass
@@ -102,7 +108,7 @@ def _project_a(alice) -> dict:
     )
     services.status_create(actor=alice, project=a, slug=f"{MARKER}-status", name=f"{MARKER} status", category="started")
     services.status_create(actor=alice, project=a, slug=f"{MARKER}-spare", name=f"{MARKER} spare", category="started")
-    backlog = BacklogFactory(project=a, slug=f"{MARKER}-backlog", name=f"{MARKER} backlog", actor=alice)
+    backlog = BacklogFactory(project=a, slug=f"{MARKER}-backlog", name=f"{MARKER} backlog", actor=alice, **SPRINT)
     epic = EpicFactory(project=a, slug=f"{MARKER}-epic", name=f"{MARKER} epic", actor=alice)
     extra = {"backlog": backlog, "epic": epic, "metadata": {"secret": MARKER}, "owner": alice.username}
     a1 = _story(a, f"{up}-1", f"{MARKER} first", **extra)
@@ -122,7 +128,7 @@ def _project_b(owner, roles: dict[str, object]) -> dict:
     extra = UserFactory(username="b-extra")
     MemberFactory(project=b, user=extra, role="member", actor=owner)
     services.status_create(actor=owner, project=b, slug="b-spare", name="B spare", category="started")
-    backlog = BacklogFactory(project=b, slug="b-backlog", name="B backlog", actor=owner)
+    backlog = BacklogFactory(project=b, slug="b-backlog", name="B backlog", actor=owner, **SPRINT)
     epic = EpicFactory(project=b, slug="b-epic", name="B epic", actor=owner)
     b1, b2, b3, b4 = (_story(b, f"B-{i}", f"B story {i}", backlog=backlog, epic=epic) for i in range(1, 5))
     inner = _link(b1, b3, "blocks")

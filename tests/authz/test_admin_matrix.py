@@ -56,7 +56,7 @@ STAFF = {
 # their own API keys, their own password, starting a new project (README, Admin console).
 OPEN_TO_ALL_STAFF = {("sessions_app.apikey", None), (None, "password_change"), ("stories.project", "add")}
 # Pages the superuser must get (200), which also proves the URL was filled in right.
-READ_KINDS = {"changelist", "search", "change", "history", "graph", "index", "app index", "jsi18n"}
+READ_KINDS = {"changelist", "search", "change", "history", "graph", "reports", "index", "app index", "jsi18n"}
 # The bare object URL is Django's RedirectView to the change page (which is in the
 # matrix itself): it answers 302 to everyone and shows nothing.
 REDIRECT_KINDS = {"object"}
@@ -277,7 +277,7 @@ def test_the_admin_matrix_covers_every_admin_url(world):
         params = set(re.findall(r"<(?:\w+:)?(\w+)>", page.path))
         assert params <= {"object_id", "id", "content_type_id"}, f"{page}: cannot fill {params}"
     kinds = {p.kind for p in PAGES}
-    assert {"changelist", "add", "change", "history", "delete", "graph", "password_change"} <= kinds, kinds
+    assert {"changelist", "add", "change", "history", "delete", "graph", "reports", "password_change"} <= kinds, kinds
     assert not [p for p in admin.site.get_urls() if not isinstance(p, URLPattern | URLResolver)]
 
 

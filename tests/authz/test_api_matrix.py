@@ -440,7 +440,7 @@ def test_the_matrix_covers_every_route():
                 missing.append(f"{method.upper()} {path}")
     assert not missing, f"routes missing from the schema, so from the matrix: {missing}"
 
-    known = {"slug", "key", "item", "username", "dep_id", "id", "sid_prefix"}
+    known = {"slug", "key", "item", "username", "dep_id", "id", "sid_prefix", "backlog"}
     unknown = {f"{op}: {name}" for op in OPERATIONS for name in op.path_params if name not in known}
     assert not unknown, f"path parameters the matrix cannot fill (add them to _values): {unknown}"
     no_body = {str(op) for op in OPERATIONS if op.method in {"POST", "PUT", "PATCH"} and op.body is None}

@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("stories", "0009_import_runs_and_story_sources"),
+        ("stories", "0010_story_rank"),
     ]
 
     operations = [

@@ -3,6 +3,7 @@ fails instead of skipping if it is not really on PostgreSQL."""
 
 from __future__ import annotations
 
+import copy
 import os
 
 import pytest
@@ -22,6 +23,49 @@ def pytest_collection_modifyitems(config, items):
         for item in items:
             if "postgres" in item.keywords:
                 item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """pytest-django's, plus: through PgBouncer, its pooled server connections to the test
+    database are closed before pytest-django drops it (DROP DATABASE refuses otherwise)."""
+    yield
+    from django.conf import settings
+    from django.db import connections
+
+    if settings.STORYHUB_TEST_PGBOUNCER:
+        from storyhub import pgtest
+
+        connections.close_all()
+        db = settings.DATABASES["default"]
+        pgtest.pgbouncer_release(connection.settings_dict["NAME"], db["USER"])
+
+
+@pytest.fixture(scope="module")
+def direct_postgres(django_db_setup, django_db_blocker):
+    """For a module that needs a session PgBouncer does not give (killing the backend
+    serving a request, the `options` startup parameter...): its tests connect straight to
+    PostgreSQL, the live server's threads included (they share the settings and the pool)."""
+    db = connection.settings_dict
+    direct = db.get("DIRECT")
+    if not direct:
+        yield
+        return
+    saved = copy.deepcopy({k: db[k] for k in ("HOST", "PORT", "OPTIONS", "DISABLE_SERVER_SIDE_CURSORS")})
+
+    def reopen():
+        with django_db_blocker.unblock():
+            connection.close()
+            connection.close_pool()
+
+    reopen()
+    db.update(HOST=direct["HOST"], PORT=direct["PORT"], DISABLE_SERVER_SIDE_CURSORS=False)
+    db["OPTIONS"].pop("prepare_threshold", None)
+    try:
+        yield
+    finally:
+        reopen()
+        db.update(saved)
 
 
 @pytest.fixture

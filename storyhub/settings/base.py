@@ -45,6 +45,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "audit.middleware.RequestContextMiddleware",
+    # With DATABASE_REPLICA_URL: GET / HEAD of a client that did not just write read from the replica.
+    "storyhub.replica.ReplicaMiddleware",
     # A database that is down or too slow answers 503 + Retry-After, not a 500 traceback.
     "storyhub.middleware.DatabaseUnavailableMiddleware",
     "sessions_app.middleware.SessionMiddleware",
@@ -126,11 +128,50 @@ def database_config(url: str, *, statement_timeout_default: int = 0) -> dict:
         statement_timeout = env.int("DB_STATEMENT_TIMEOUT", default=statement_timeout_default)
         if statement_timeout:
             options["options"] = f"{options.get('options', '')} -c statement_timeout={statement_timeout}".strip()
+        if env.bool("DB_PGBOUNCER", default=False):
+            for_transaction_pooling(config)
     config["ATOMIC_REQUESTS"] = False
     return config
 
 
-DATABASES = {"default": database_config(database_url())}
+def for_transaction_pooling(config: dict) -> dict:
+    """A PostgreSQL config for a pooler in transaction mode (PgBouncer `pool_mode =
+    transaction`): each transaction may run on a different server connection, so nothing
+    may outlive one. StoryHub's own SQL already keeps to that (advisory locks are
+    pg_advisory_xact_lock, set_config(..., true) is transaction-local); this turns off the
+    rest: psycopg's automatic prepared statements (PgBouncer 1.18 cannot route them),
+    Django's server-side cursors (WITH HOLD cursors outlive the transaction), and the
+    `options` startup parameter PgBouncer refuses — set `statement_timeout` on the role
+    instead (`ALTER ROLE storyhub SET statement_timeout = '30s'`, README "Operations")."""
+    options = config.setdefault("OPTIONS", {})
+    options["prepare_threshold"] = None
+    options.pop("options", None)
+    config["DISABLE_SERVER_SIDE_CURSORS"] = True
+    return config
+
+
+def databases(*, statement_timeout_default: int = 0) -> dict:
+    """`default` from database_url(); with DATABASE_REPLICA_URL also `replica`, which
+    storyhub.replica routes read-only requests to (README "Operations")."""
+    result = {"default": database_config(database_url(), statement_timeout_default=statement_timeout_default)}
+    replica_url = env("DATABASE_REPLICA_URL", default="")
+    if replica_url:
+        replica = database_config(replica_url, statement_timeout_default=statement_timeout_default)
+        # A replica that is down must not hold a request for long: the primary answers instead.
+        replica.setdefault("OPTIONS", {})["connect_timeout"] = env.int("DATABASE_REPLICA_CONNECT_TIMEOUT", default=2)
+        replica["TEST"] = {"MIRROR": "default"}
+        result["replica"] = replica
+    return result
+
+
+DATABASES = databases()
+DATABASE_ROUTERS = ["storyhub.replica.ReplicaRouter"] if "replica" in DATABASES else []
+# Read replica routing (storyhub.replica): a client that wrote reads from the primary for
+# this long; a replica further behind than MAX_LAG seconds, or down, is checked again
+# after CHECK_SECONDS and the primary answers meanwhile.
+DATABASE_REPLICA_PIN_SECONDS = env.float("DATABASE_REPLICA_PIN_SECONDS", default=5.0)
+DATABASE_REPLICA_MAX_LAG = env.float("DATABASE_REPLICA_MAX_LAG", default=2.0)
+DATABASE_REPLICA_CHECK_SECONDS = env.float("DATABASE_REPLICA_CHECK_SECONDS", default=1.0)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Sessions live in the `sessions` table as JSON (sessions_app), never pickled.

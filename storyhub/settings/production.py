@@ -10,7 +10,7 @@ from pathlib import Path
 from django.core.exceptions import ImproperlyConfigured
 
 from .base import *  # noqa: F403
-from .base import BASE_DIR, database_config, database_url, env
+from .base import BASE_DIR, databases, env
 
 for _required in ("DJANGO_SECRET_KEY", "DJANGO_ALLOWED_HOSTS"):
     if not env(_required, default=""):
@@ -21,7 +21,7 @@ DEBUG = False
 # No statement may hold a worker (and its locks) for ever: unless DB_STATEMENT_TIMEOUT says
 # otherwise (0 = no limit), PostgreSQL cancels a statement after 30 s (503 database_timeout).
 DEFAULT_STATEMENT_TIMEOUT_MS = 30_000
-DATABASES = {"default": database_config(database_url(), statement_timeout_default=DEFAULT_STATEMENT_TIMEOUT_MS)}
+DATABASES = databases(statement_timeout_default=DEFAULT_STATEMENT_TIMEOUT_MS)
 SECRET_KEY = env("DJANGO_SECRET_KEY")
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS")
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])

@@ -56,8 +56,12 @@ def pg_server_url(settings_dict: dict, dbname: str) -> str:
 
 @contextmanager
 def throwaway_pg_database(settings_dict: dict, prefix: str):
-    """Create an empty PostgreSQL database on the test server; always drop it afterwards."""
+    """Create an empty PostgreSQL database on the test server; always drop it afterwards.
+    Its URL names the server itself, not the PgBouncer the test run may go through (a
+    deployment through PgBouncer also sets DB_PGBOUNCER=true)."""
     import psycopg
+
+    settings_dict = {**settings_dict, **settings_dict.get("DIRECT", {})}
 
     name = f"{prefix}_{secrets.token_hex(4)}"
     admin = {

@@ -21,6 +21,10 @@ from storyhub import backups
 from tests.deploy.helpers import clean_env, manage, snapshot, snapshot_in_subprocess, throwaway_pg_database
 from tests.factories import DependencyFactory, MemberFactory, ProjectFactory, StoryFactory, UserFactory
 
+# pg_dump and psql set session state (pg_dump empties search_path): through a transaction
+# pooler it would stay on a pooled server connection. Backups connect to PostgreSQL itself.
+pytestmark = pytest.mark.usefixtures("direct_postgres")
+
 
 def make_data():
     """A bit of everything, through the services, so audit and history rows are real."""

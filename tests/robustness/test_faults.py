@@ -23,7 +23,9 @@ from stories.models import StatusHistory, Story, StoryDependency
 
 from .conftest import backends_waiting_on_locks, pg_connect, wait_for
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+# Killing the backend that serves a request and the `options` startup parameter need a
+# direct connection: through PgBouncer the backend is the pooler's, and it refuses options.
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("direct_postgres")]
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -35,6 +35,7 @@ urlpatterns = [
     path("readyz", health.readyz, name="readyz"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("stories.api.urls")),
+    path("api/v1/", include("events.api.urls")),
     path("api/schema/", lazy_view("stories.api.schema_view.SchemaView"), name="api-schema"),
     path(
         "api/docs/", lazy_view("drf_spectacular.views.SpectacularSwaggerView", url_name="api-schema"), name="api-docs"

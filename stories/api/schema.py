@@ -138,6 +138,16 @@ SUMMARIES = {
     "projects_by_reports_burndown_by_csv_get": "Report a sprint's burndown as CSV",
     "projects_by_reports_burnup_by_get": "Report a sprint's burnup",
     "projects_by_reports_burnup_by_csv_get": "Report a sprint's burnup as CSV",
+    "events_get": "Read the event feed",
+    "events_stream_get": "Stream events (Server-Sent Events)",
+    "projects_by_webhooks_get": "List a project's webhook endpoints",
+    "projects_by_webhooks_post": "Create a webhook endpoint",
+    "projects_by_webhooks_by_get": "Read a webhook endpoint",
+    "projects_by_webhooks_by_patch": "Update a webhook endpoint",
+    "projects_by_webhooks_by_delete": "Delete a webhook endpoint",
+    "projects_by_webhooks_by_deliveries_get": "Read a webhook endpoint's delivery log",
+    "projects_by_webhooks_by_deliveries_by_redeliver_post": "Redeliver a webhook delivery",
+    "projects_by_webhooks_by_ping_post": "Send a test ping to a webhook endpoint",
 }
 
 

@@ -35,10 +35,13 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI served from our static files, no CDN
     "axes",  # admin login lockout (AXES_* below)
+    "django_tasks",
+    "django_tasks_db",
     "audit",
     "sessions_app",
     "stories",
     "mcp_app",
+    "events",
 ]
 
 MIDDLEWARE = [
@@ -316,3 +319,20 @@ SPECTACULAR_SETTINGS = {
         "DatabaseErrorCodeEnum": ["database_unavailable", "database_timeout", "database_busy"],
     },
 }
+
+
+# Events and webhooks (README "Events"). Background jobs go through Django's tasks API
+# (django-tasks) with the database backend: no broker.
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default", "webhooks"]}}
+WEBHOOK_SECRET_KEY = env("WEBHOOK_SECRET_KEY", default="")  # encrypts stored secrets; default SECRET_KEY
+WEBHOOKS_ALLOW_PRIVATE_TARGETS = env.bool("WEBHOOKS_ALLOW_PRIVATE_TARGETS", default=False)
+WEBHOOKS_TIMEOUT_SECONDS = env.float("WEBHOOKS_TIMEOUT_SECONDS", default=10.0)
+WEBHOOKS_RESPONSE_MAX_BYTES = env.int("WEBHOOKS_RESPONSE_MAX_BYTES", default=65536)
+# Server-Sent Events: a stream ends after this long (the client resumes with
+# Last-Event-ID), polls the outbox this often, and each process serves at most this many
+# at once (more get 503 + Retry-After), so open streams cannot hold every thread.
+EVENTS_SSE_MAX_SECONDS = env.float("EVENTS_SSE_MAX_SECONDS", default=55.0)
+EVENTS_SSE_POLL_SECONDS = env.float("EVENTS_SSE_POLL_SECONDS", default=1.0)
+EVENTS_SSE_MAX_STREAMS = env.int("EVENTS_SSE_MAX_STREAMS", default=1)
+# /readyz reports the outbox lag from these probes (dotted paths, so the kernel imports no app).
+READINESS_PROBES = {"outbox": "events.health.outbox_status"}

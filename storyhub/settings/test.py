@@ -35,3 +35,9 @@ REST_FRAMEWORK = {
 # Django's test Client.login() authenticates without a request, which django-axes refuses;
 # the lockout tests (tests/admin/test_login_lockout.py) switch it on.
 AXES_ENABLED = False
+
+# Webhook receivers in the tests listen on 127.0.0.1; short timeouts; SSE streams end at once.
+WEBHOOKS_ALLOW_PRIVATE_TARGETS = True
+WEBHOOKS_TIMEOUT_SECONDS = 1.0
+EVENTS_SSE_MAX_SECONDS = 0.0
+EVENTS_SSE_POLL_SECONDS = 0.05

@@ -58,6 +58,8 @@ class Side:
     dep_id: int  # a link of `key` to a story of its own project
     project_dependency_id: int  # the project link the side is about
     project_dependency_new: tuple[str, str]  # (from, to) of a project link that does not exist yet
+    webhook_id: int = 0  # a webhook endpoint of the project
+    delivery_id: int = 0  # one of its deliveries
 
 
 @dataclass
@@ -238,8 +240,37 @@ def build_world() -> World:
         ),
     }
     world = World(sides=sides, users=users, keys=keys, sessions=sessions)
-    world.objects = _admin_objects(a, b, alice, b_to_a, b_to_c)
+    world.objects = {**_admin_objects(a, b, alice, b_to_a, b_to_c), **_webhooks(sides, a, b, alice, owner)}
     return world
+
+
+def _webhooks(sides: dict[str, Side], a: dict, b: dict, alice, owner) -> dict[str, dict[str, object]]:
+    """A webhook endpoint per project (A's URL carries MARKER), its test ping, and the
+    outbox sequenced and fanned out, so feeds, streams and deliveries have rows of both."""
+    from django_tasks_db.models import DBTaskResult
+
+    from audit.models import OutboxEvent
+    from events import outbox
+    from events.services import endpoint_create, endpoint_ping
+
+    hooks, pings = {}, {}
+    for side, project, actor, path in ((A, a["project"], alice, MARKER), (B, b["project"], owner, "b")):
+        hooks[side], _ = endpoint_create(actor=actor, project=project, url=f"http://127.0.0.1:9/{path}")
+        pings[side] = endpoint_ping(actor=actor, endpoint=hooks[side])
+        sides[side].webhook_id, sides[side].delivery_id = hooks[side].pk, pings[side].pk
+    services.story_transition(actor=alice, story=a["stories"][2], status="ready", notes=f"{MARKER} after hooks")
+    outbox.sequence_pending()
+    outbox.fan_out()
+    jobs = list(DBTaskResult.objects.order_by("enqueued_at"))
+    return {
+        "events.webhookendpoint": hooks,
+        "events.delivery": pings,
+        "audit.outboxevent": {
+            A: OutboxEvent.objects.filter(project_id=a["project"].pk).order_by("id").last(),
+            B: OutboxEvent.objects.filter(project_id=b["project"].pk).order_by("id").last(),
+        },
+        "django_tasks_database.dbtaskresult": {A: jobs[0], B: jobs[-1]},
+    }
 
 
 def _admin_objects(a: dict, b: dict, alice, b_to_a, b_to_c) -> dict[str, dict[str, object]]:

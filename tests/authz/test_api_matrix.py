@@ -81,6 +81,7 @@ PRINCIPALS = [
 # First match wins; "authenticated": any caller with working credentials.
 ROLE_RULES: list[tuple[frozenset, str, str]] = [
     (ALL, r"^/sessions/", "authenticated"),  # one's own sessions
+    (ALL, r"/webhooks/", "admin"),  # a project's webhook endpoints and their deliveries
     (frozenset({"POST"}), r"^/projects/$", "authenticated"),
     (SAFE, r"", "viewer"),
     (frozenset({"DELETE"}), r"^/projects/\{slug\}/$", "owner"),
@@ -174,6 +175,10 @@ BODIES: dict[tuple[str, str], Any] = {
     },
     ("POST", "/projects/{slug}/import/"): (MULTIPART, {"files": ("matrix.md", STORY_FILE)}),
     ("POST", "/project-dependencies/"): {"from_project": "{pd_from}", "to_project": "{pd_to}"},
+    ("POST", "/projects/{slug}/webhooks/"): {"url": "http://127.0.0.1:9/matrix", "event_types": ["story.*"]},
+    ("PATCH", "/projects/{slug}/webhooks/{webhook_id}/"): {"description": "patched by the matrix"},
+    ("POST", "/projects/{slug}/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver/"): {},
+    ("POST", "/projects/{slug}/webhooks/{webhook_id}/ping/"): {},
 }
 
 # Extra query strings: every value of a `format` switch, every boolean flag on, and
@@ -295,6 +300,8 @@ def _values(world, side: str | None, principal: Principal) -> dict[str, Any]:
         "ref": f"{r.slug}:{r.free_key}",
         "pd_from": s.project_dependency_new[0],
         "pd_to": s.project_dependency_new[1],
+        "webhook_id": s.webhook_id,
+        "delivery_id": s.delivery_id,
     }
 
 
@@ -440,7 +447,7 @@ def test_the_matrix_covers_every_route():
                 missing.append(f"{method.upper()} {path}")
     assert not missing, f"routes missing from the schema, so from the matrix: {missing}"
 
-    known = {"slug", "key", "item", "username", "dep_id", "id", "sid_prefix", "backlog"}
+    known = {"slug", "key", "item", "username", "dep_id", "id", "sid_prefix", "backlog", "webhook_id", "delivery_id"}
     unknown = {f"{op}: {name}" for op in OPERATIONS for name in op.path_params if name not in known}
     assert not unknown, f"path parameters the matrix cannot fill (add them to _values): {unknown}"
     no_body = {str(op) for op in OPERATIONS if op.method in {"POST", "PUT", "PATCH"} and op.body is None}
@@ -460,7 +467,7 @@ def _missing(values: dict[str, Any], side: str) -> dict[str, Any]:
     for name, value in values.items():
         if isinstance(value, str) and MARKER in value.lower():
             out[name] = value.replace(MARKER, "nosuch").replace(MARKER.upper(), "NOSUCH")
-        elif side == A and name in ("dep_id", "id"):
+        elif side == A and name in ("dep_id", "id", "webhook_id", "delivery_id"):
             out[name] = 10**9
         elif side == A and name == "sid_prefix":
             out[name] = "nosuch00"

@@ -38,6 +38,6 @@ AXES_ENABLED = False
 
 # Webhook receivers in the tests listen on 127.0.0.1; short timeouts; SSE streams end at once.
 WEBHOOKS_ALLOW_PRIVATE_TARGETS = True
-WEBHOOKS_TIMEOUT_SECONDS = 1.0
+WEBHOOKS_TIMEOUT_SECONDS = env.float("WEBHOOKS_TIMEOUT_SECONDS", default=1.0)
 EVENTS_SSE_MAX_SECONDS = 0.0
 EVENTS_SSE_POLL_SECONDS = 0.05

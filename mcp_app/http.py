@@ -15,6 +15,7 @@ to this thread (mcp_app.server), so each call runs like an API request.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.conf import settings
@@ -116,19 +117,34 @@ async def _serve(caller: Caller, scope: dict[str, Any], body: bytes) -> tuple[in
         stateless=True,
         max_request_body_size=max(len(body), 1),
     )
-    async with manager.run():
-        await manager.handle_request(scope, receive, send)
-    answered.set()
+    try:
+        with anyio.fail_after(getattr(settings, "MCP_REQUEST_TIMEOUT", 60)):
+            async with manager.run():
+                await manager.handle_request(scope, receive, send)
+    except TimeoutError:
+        error = {"jsonrpc": "2.0", "id": None, "error": {"code": -32001, "message": "The request timed out."}}
+        return 504, [(b"content-type", b"application/json")], json.dumps(error).encode()
+    finally:
+        answered.set()
     return status, headers, b"".join(chunks)
 
 
 class McpView(APIView):
-    """POST /mcp (JSON-RPC); GET and DELETE answer as a stateless server does (405)."""
+    """POST /mcp (JSON-RPC). GET (a standalone event stream) and DELETE (ending a
+    session) answer 405, as the transport allows a stateless server: neither exists
+    here, and neither may hold a worker thread open."""
+
+    http_method_names = ["post", "options"]
 
     authentication_classes = [ApiKeyAuthentication]
     permission_classes = [IsAuthenticated]
     parser_classes = [_RawBody]
     schema = None  # not part of the REST API's OpenAPI document
+
+    def perform_content_negotiation(self, request, force=False):
+        # The SDK answers Accept itself (a GET for an event stream gets its 405); DRF's
+        # own errors (401, 413) are JSON whatever the client accepts.
+        return super().perform_content_negotiation(request, force=True)
 
     def get_authenticate_header(self, request) -> str:
         return f'Bearer resource_metadata="{metadata_url(request)}"'
@@ -147,10 +163,4 @@ class McpView(APIView):
         return response
 
     def post(self, request):
-        return self._relay(request)
-
-    def get(self, request):
-        return self._relay(request)
-
-    def delete(self, request):
         return self._relay(request)

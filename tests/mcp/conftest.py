@@ -14,15 +14,16 @@ def result_json(result) -> Any:
     return json.loads(result.content[0].text)
 
 
-def http_client(url: str, key: str | None):
-    """The SDK's client on its streamable-HTTP transport, sending `key` as the bearer."""
+def http_client(url: str, key: str | None, mode: str = "auto"):
+    """The SDK's client on its streamable-HTTP transport, sending `key` as the bearer;
+    mode "legacy" speaks the initialize handshake (protocol revisions before 2026)."""
     import httpx2
     from mcp import Client
     from mcp.client.streamable_http import streamable_http_client
 
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     http = httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30.0))
-    return Client(streamable_http_client(url, http_client=http))
+    return Client(streamable_http_client(url, http_client=http), mode=mode)
 
 
 def run_session(client, steps):

@@ -176,3 +176,17 @@ def test_members_see_only_their_projects_over_http(mcp_url, alice_key):
     (projects, _), (write, is_error) = run_session(http_client(mcp_url, alice_key[1]), steps)
     assert {p["slug"]: p["role"] for p in projects} == {"plan": "owner", "secret": "viewer"}
     assert is_error and write["code"] == "permission_denied"
+
+
+def test_handshake_era_clients_work_too(mcp_url, alice_key):
+    """Clients that still open with `initialize` (protocol 2025-*) get the same server,
+    statelessly: no session id, every request stands alone."""
+
+    async def steps(c):
+        names = [t.name for t in (await c.list_tools()).tools]
+        return c.protocol_version, names, await call(c, "project_list")
+
+    version, names, (projects, is_error) = run_session(http_client(mcp_url, alice_key[1], mode="legacy"), steps)
+    assert version.startswith("2025-")
+    assert set(names) == set(TOOLS)
+    assert not is_error and projects[0]["slug"] == "plan"

@@ -127,3 +127,17 @@ def test_oversized_and_deep_inputs_are_refused(alice):
     assert big[0]["details"] == {"files[0].text": ["Give at most 1000000 characters."]}
     assert long_query[0]["details"] == {"q": ["Give at most 200 characters."]}
     assert not AuditLog.objects.filter(details__source="mcp").exists()
+
+
+def test_the_http_endpoint_refuses_what_a_stateless_server_does_not_offer(client, alice):
+    _, plaintext = api_key_create(actor=None, user=alice[0], name="raw")
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {plaintext}", "HTTP_ACCEPT": "application/json, text/event-stream"}
+    for method in (client.get, client.delete):
+        response = method("/mcp", **auth)
+        assert response.status_code == 405 and response["Allow"] == "POST, OPTIONS"
+    deep = client.post("/mcp", "[" * 600 + "]" * 600, content_type="application/json", **auth)
+    assert deep.status_code == 400 and deep.json()["code"] == "parse_error"
+    huge = client.post("/mcp", '"' + "x" * 3_000_000 + '"', content_type="application/json", **auth)
+    assert huge.status_code == 413 and huge.json()["code"] == "request_too_large"
+    broken = client.post("/mcp", "{not json", content_type="application/json", **auth)
+    assert broken.status_code == 400 and broken.json()["error"]["code"] == -32700

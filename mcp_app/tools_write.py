@@ -135,6 +135,7 @@ def import_story_files(caller: Caller, args: dict[str, Any]) -> Any:
         actor=caller.user,
         dry_run=args.get("dry_run", False),
         continue_on_error=continue_on_error,
+        source="mcp",  # the import run's record says where it came from
     )
     body = report.as_dict()
     if not report.ok and not continue_on_error:

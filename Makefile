@@ -35,8 +35,10 @@ seed: migrate
 	$(PY) manage.py seed_demo
 
 RUN_ADDR ?= 127.0.0.1:8000
+# One events worker (webhooks) in the background for as long as the dev server runs.
 run: seed
-	$(PY) manage.py runserver $(RUN_ADDR)
+	@$(PY) manage.py events_worker & worker=$$!; trap 'kill $$worker 2>/dev/null' EXIT; \
+	  $(PY) manage.py runserver $(RUN_ADDR)
 
 lint: venv
 	@# .venv is a directory or (in a worktree) a symlink; tracked, a checkout replaces it.

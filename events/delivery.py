@@ -85,6 +85,8 @@ def _start(delivery: Delivery, *, now: datetime, worker_id: str, manual: bool) -
 def claim_due(*, worker_id: str, now: datetime | None = None, limit: int = 10) -> list[Claim]:
     """Claim up to `limit` due queue heads (see the module docstring)."""
     now = now or timezone.now()
+    if not _heads(now).exists():
+        return []  # idle: no lock taken
     with transaction.atomic():
         rows = _heads(now)
         if connection.vendor == "postgresql":
@@ -180,6 +182,8 @@ def reap_expired(*, now: datetime | None = None) -> int:
     as lost and the delivery is due again at once. Returns how many."""
     now = now or timezone.now()
     reaped = 0
+    if not Delivery.objects.filter(state=Delivery.State.DELIVERING, lease_until__lt=now).exists():
+        return 0
     with transaction.atomic():
         stale = Delivery.objects.filter(state=Delivery.State.DELIVERING, lease_until__lt=now)
         if connection.vendor == "postgresql":

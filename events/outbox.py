@@ -26,6 +26,8 @@ def sequence_pending(*, limit: int = BATCH) -> int:
     advisory lock on PostgreSQL; SQLite's write lock), and each reads the highest number
     after taking the lock, so numbers are gapless and increase in commit order: a reader
     that has seen number N never later finds a new event below N."""
+    if not OutboxEvent.objects.filter(seq__isnull=True).exists():
+        return 0  # idle: no lock taken (SQLite's is the whole database's)
     with transaction.atomic():
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
@@ -46,6 +48,9 @@ def fan_out(*, now: datetime | None = None, limit: int = BATCH) -> int:
     made); returns how many events were read. The body is rendered here, as the
     endpoint may see the event, so every attempt sends the same bytes."""
     now = now or timezone.now()
+    at = OutboxCursor.objects.filter(name="fanout").values_list("seq", flat=True).first()
+    if at is not None and not OutboxEvent.objects.filter(seq__gt=at).exists():
+        return 0  # idle: no lock taken
     with transaction.atomic():
         cursor, _ = OutboxCursor.objects.get_or_create(name="fanout")
         cursor = OutboxCursor.objects.select_for_update().get(pk=cursor.pk)

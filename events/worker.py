@@ -10,6 +10,7 @@ from datetime import datetime
 
 from django.db import close_old_connections, connections
 from django_tasks_db.management.commands.db_worker import Worker
+from django_tasks_db.models import DBTaskResult
 
 from . import delivery, outbox
 from .tasks import QUEUE
@@ -46,6 +47,8 @@ def tick(*, worker_id: str, now: datetime | None = None, threads: int = 1, limit
 def run_queued_jobs(*, worker_id: str) -> None:
     """Run every ready job of the webhooks queue, then return (django-tasks-db's worker
     in batch mode: it claims each job with SKIP LOCKED on PostgreSQL)."""
+    if not DBTaskResult.objects.ready().filter(queue_name=QUEUE).exists():
+        return  # idle: its claim would take SQLite's write lock
     Worker(
         queue_names=[QUEUE],
         interval=0,

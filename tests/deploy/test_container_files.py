@@ -20,7 +20,7 @@ def compose() -> dict:
 def test_compose_has_db_and_web_with_healthchecks_volume_and_ordering():
     doc = compose()
     assert "version" not in doc  # obsolete in the Compose specification
-    assert set(doc["services"]) == {"db", "web"}
+    assert set(doc["services"]) == {"db", "web", "worker"}
     db, web = doc["services"]["db"], doc["services"]["web"]
 
     assert db["image"] == "postgres:15-alpine"
@@ -46,6 +46,21 @@ def test_compose_has_db_and_web_with_healthchecks_volume_and_ordering():
         ("DB_NAME", "POSTGRES_DB"),
     ):
         assert web["environment"][ours] == db["environment"][theirs]
+
+
+def test_compose_runs_the_events_worker_from_the_web_image():
+    doc = compose()
+    web, worker = doc["services"]["web"], doc["services"]["worker"]
+    assert worker["image"] == web["image"] and worker["env_file"] == ".env"
+    assert worker["command"] == ["python", "manage.py", "events_worker"]
+    assert worker["depends_on"]["web"] == {"condition": "service_healthy"}  # migrated by then
+    assert worker["environment"]["DJANGO_MIGRATE"] == "false"
+    assert {k: v for k, v in worker["environment"].items() if k != "DJANGO_MIGRATE"} == web_env_without_bind(web)
+    assert worker["restart"] == "unless-stopped"
+
+
+def web_env_without_bind(web: dict) -> dict:
+    return {k: v for k, v in web["environment"].items() if k != "GUNICORN_BIND"}
 
 
 def dockerfile_instructions() -> list[tuple[str, str]]:

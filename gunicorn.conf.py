@@ -24,6 +24,27 @@ timeout = _int("GUNICORN_TIMEOUT", 60)
 # SIGTERM: stop accepting, let in-flight requests finish for this long, then exit 0.
 graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", 30)
 keepalive = _int("GUNICORN_KEEPALIVE", 5)
+# Fair spread (README "Deployment", bench/parts/workers.py). A gthread worker accepts every
+# connection it can and keeps it alive, so keep-alive clients pile onto whichever worker
+# accepted first (measured 24/7/6/3 of 40 clients, 38/1/1/0 after a reload). Two limits
+# undo that: a worker holds at most this many connections (it stops accepting and closes
+# kept-alive ones beyond it; open event streams count), and a connection is closed after
+# GUNICORN_KEEPALIVE_REQUESTS requests, so clients reconnect, to the workers that are free.
+worker_connections = _int("GUNICORN_WORKER_CONNECTIONS", max(threads * 4, 8))
+# The app is imported once in the master and forked: a reload (SIGHUP) or a recycled worker
+# (max_requests) serves at once, where each new worker importing Django and the app left
+# nobody accepting for the whole import (a 7 s stall under load, measured). The price: HUP
+# re-reads this configuration but not the code; deploy code by a new container (or USR2).
+preload_app = os.environ.get("GUNICORN_PRELOAD", "true").lower() != "false"
+keepalive_requests = _int("GUNICORN_KEEPALIVE_REQUESTS", 100)
+
+
+def pre_request(worker, req):
+    """Close the connection after this response once it has served keepalive_requests."""
+    if keepalive_requests and req.req_number >= keepalive_requests:
+        req.must_close = True
+
+
 # Recycle workers now and then so a slow leak can never take the service down.
 max_requests = _int("GUNICORN_MAX_REQUESTS", 1000)
 max_requests_jitter = _int("GUNICORN_MAX_REQUESTS_JITTER", 100)

@@ -8,4 +8,5 @@ from . import views
 urlpatterns = [
     path("floor/projects/<slug:slug>/stories", views.floor_story_list, name="bench-floor-list"),
     path("trivial", views.trivial, name="bench-trivial"),
+    path("worker", views.worker, name="bench-worker"),
 ]

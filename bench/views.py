@@ -154,5 +154,15 @@ def floor_story_list(request, slug: str):
     return HttpResponse(body, content_type="application/json")
 
 
+def worker(request):
+    """Which worker answered (the spread measurement in bench/parts/workers.py), after
+    `?ms=` milliseconds of waiting, like a request waiting on its database."""
+    import os
+    import time
+
+    time.sleep(min(float(request.GET.get("ms", "0") or 0), 1000) / 1000)
+    return HttpResponse(str(os.getpid()).encode(), content_type="text/plain")
+
+
 def trivial(request):
     return HttpResponse(b'{"ok":true}', content_type="application/json")

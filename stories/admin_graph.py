@@ -1,230 +1,193 @@
-"""Server-side layout of a project's `blocks` graph for the admin's graph page.
+"""The admin's dependency graph of a project: what to draw and where.
 
-Stories are placed in layers by dependency depth (a story sits one layer to the right of
-its deepest blocker), so arrows always point right. Large layers wrap into several
-columns so 200 stories stay readable. The result is plain numbers for an inline SVG
-template: no JavaScript, no CDN.
+The server lays the `blocks` graph out (stories.layout: layers left to right, each
+story right of what it waits for, orthogonal edges that never pass behind a box, each
+on its own port) and hands the page plain data; the page's script (static
+storyhub/graph.js, no library, no CDN) draws it and adds zoom / pan / fit, search, the
+epic / status / backlog filters and the upstream / downstream highlight.
+
+States (one per box, told apart by colour *and* border style):
+- waiting: an unfinished story with an open blocker (stories.readiness) — it cannot start;
+- blocked: the story's workflow status is the Blocked status (someone marked it so);
+- ready / in progress / backlog / done / cancelled from the status category;
+- hidden: a story of a project the reader cannot see — no key, title, status or link.
+The critical path (stories.graph.critical_path: the chain with the most points) is marked.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import hashlib
 
+from django.core.cache import cache
 from django.db.models import Q
 from django.urls import reverse
 
-from . import readiness
+from . import graph, layout, readiness
 from .models import Project, StatusCategory, Story, StoryDependency
 from .rules import HIDDEN_STORY_LABEL, visibility_for
 
-NODE_W = 168
-NODE_H = 38
-ROW_PITCH = 48
-COLUMN_GAP = 24  # between columns of one layer
-LAYER_GAP = 72  # between layers, room for the arrows
-MAX_ROWS = 25  # a layer with more stories wraps into another column
-MARGIN = 20
-LEGEND_H = 34
+NODE_W = 200
+NODE_H = 44
+BLOCKED_STATUS = "blocked"  # the workflow's own Blocked status (default workflow slug)
 
-# state → (label, order in a column)
+# state → (label, order in a column of unlinked stories)
 STATES = {
-    "blocked": ("Blocked", 0),
-    "ready": ("Ready", 1),
-    "in_progress": ("In progress", 2),
-    "backlog": ("Backlog", 3),
-    "done": ("Done", 4),
-    "cancelled": ("Cancelled", 5),
+    "waiting": ("Waiting on a blocker", 0),
+    "blocked": ("Blocked (status)", 1),
+    "ready": ("Ready", 2),
+    "in_progress": ("In progress", 3),
+    "backlog": ("Backlog", 4),
+    "done": ("Done", 5),
+    "cancelled": ("Cancelled", 6),
+    "hidden": ("Hidden", 7),
 }
-# A story of a project the reader cannot see: no key, title or status, no link.
-HIDDEN_STATE = ("Hidden", 6)
 HIDDEN_LABEL = HIDDEN_STORY_LABEL
+_FIELDS = (
+    "pk",
+    "key",
+    "title",
+    "priority",
+    "status__slug",
+    "status__name",
+    "status__category",
+    "epic__slug",
+    "epic__name",
+    "backlog__slug",
+    "backlog__name",
+    "project_id",
+    "project__slug",
+)
 
 
-@dataclass
-class Node:
-    pk: int
-    key: str
-    title: str
-    status: str
-    category: str
-    priority: int
-    external: bool
-    label: str
-    hidden: bool = False
-    state: str = "backlog"
-    depth: int = 0
-    x: int = 0
-    y: int = 0
-    url: str = ""
-    blockers: list[int] = field(default_factory=list)
-
-    @property
-    def short_title(self) -> str:
-        return self.title if len(self.title) <= 26 else self.title[:25] + "…"
-
-    @property
-    def short_label(self) -> str:
-        return self.label if len(self.label) <= 22 else self.label[:21] + "…"
-
-    @property
-    def state_label(self) -> str:
-        return _state_info(self.state)[0]
-
-    @property
-    def tooltip(self) -> str:
-        if self.hidden:
-            return f"{HIDDEN_LABEL}: in a project you cannot see"
-        return f"{self.label} — {self.title} [{self.status}, {STATES[self.state][0].lower()}]"
-
-
-def _state_info(state: str) -> tuple[str, int]:
-    return HIDDEN_STATE if state == "hidden" else STATES[state]
-
-
-def _state(node: Node, nodes: dict[int, Node]) -> str:
-    if node.hidden:
-        return "hidden"
-    if node.category == StatusCategory.COMPLETED:
+def _state(row: dict, open_blockers: int) -> str:
+    category = row["status__category"]
+    if category == StatusCategory.COMPLETED:
         return "done"
-    if node.category == StatusCategory.CANCELLED:
+    if category == StatusCategory.CANCELLED:
         return "cancelled"
-    # node.blockers are its `blocks` links (stories.readiness: open until completed)
-    unfinished = [b for b in node.blockers if readiness.is_open_blocker(readiness.BLOCKING_TYPE, nodes[b].category)]
-    if unfinished or node.status == "blocked":
+    if row["status__slug"] == BLOCKED_STATUS:
         return "blocked"
-    if node.category == StatusCategory.UNSTARTED:
+    if readiness.is_blocked(open_blockers):
+        return "waiting"
+    if category == StatusCategory.UNSTARTED:
         return "ready"
-    if node.category == StatusCategory.STARTED:
+    if category == StatusCategory.STARTED:
         return "in_progress"
     return "backlog"
 
 
-def _depths(nodes: dict[int, Node]) -> None:
-    """Longest chain of blockers below each node (the graph is acyclic; a cycle, which
-    the services prevent, would only stop the walk, not loop)."""
-    done: dict[int, int] = {}
-    for start in nodes:
-        stack = [(start, iter(nodes[start].blockers))]
-        on_path = {start}
-        while stack:
-            pk, blockers = stack[-1]
-            nxt = next((b for b in blockers if b not in done and b not in on_path), None)
-            if nxt is not None:
-                stack.append((nxt, iter(nodes[nxt].blockers)))
-                on_path.add(nxt)
-                continue
-            stack.pop()
-            on_path.discard(pk)
-            done[pk] = 1 + max((done[b] for b in nodes[pk].blockers if b in done), default=-1)
-    for pk, depth in done.items():
-        nodes[pk].depth = depth
-
-
-def _load_nodes(project: Project, seen) -> tuple[dict[int, Node], list[tuple[int, int]]]:
-    """The project's stories, the other projects' stories linked to them (a placeholder
-    for one the reader cannot see), and the `blocks` edges between them."""
-    nodes: dict[int, Node] = {}
-    rows = Story.objects.filter(project=project).values_list(
-        "pk", "key", "title", "priority", "status__slug", "status__category"
-    )
-    for pk, key, title, priority, status, category in rows:
-        nodes[pk] = Node(pk, key, title, status, category, priority, external=False, label=key)
-    edges = list(
-        StoryDependency.objects.filter(type=StoryDependency.Type.BLOCKS)
+def _load(project: Project, seen) -> tuple[dict[int, dict], list[tuple[int, int]]]:
+    """The project's stories, the other projects' stories linked to them by `blocks`,
+    and those links (blocker, blocked): three queries whatever the size."""
+    rows = {r["pk"]: r | {"external": False} for r in Story.objects.filter(project=project).values(*_FIELDS)}
+    links = list(
+        StoryDependency.objects.filter(type=readiness.BLOCKING_TYPE)
         .filter(Q(story__project=project) | Q(depends_on__project=project))
-        .values_list("story_id", "depends_on_id")
+        .values_list("depends_on_id", "story_id")
     )
-    outside = {pk for edge in edges for pk in edge if pk not in nodes}
-    others = Story.objects.filter(pk__in=outside).values_list(
-        "pk", "key", "title", "priority", "status__slug", "status__category", "project_id", "project__slug"
-    )
-    for pk, key, title, priority, status, category, project_id, slug in others:  # none: no query
-        if seen.sees(project_id):
-            nodes[pk] = Node(pk, key, title, status, category, priority, external=True, label=f"{slug}:{key}")
-        else:
-            nodes[pk] = Node(pk, "", "", "", category, 0, external=True, label=HIDDEN_LABEL, hidden=True)
-    return nodes, edges
+    outside = sorted({pk for link in links for pk in link if pk not in rows})
+    for r in Story.objects.filter(pk__in=outside).values(*_FIELDS):
+        if seen.sees(r["project_id"]):
+            rows[r["pk"]] = r | {"external": True}
+        else:  # only what the readiness rule needs: never its key, title or status
+            rows[r["pk"]] = {"pk": r["pk"], "hidden": True, "status__category": r["status__category"]}
+    return rows, links
 
 
-def _edge_paths(edges: list[tuple[int, int]], nodes: dict[int, Node]) -> list[dict]:
-    """One curve per `blocks` link, from the right side of the blocker to the left side
-    of the story waiting for it (the nodes are placed already)."""
-    paths = []
-    for story_id, depends_on_id in edges:
-        source, target = nodes[depends_on_id], nodes[story_id]
-        x1, y1 = source.x + NODE_W, source.y + NODE_H // 2
-        x2, y2 = target.x - 2, target.y + NODE_H // 2
-        bend = max(24, (x2 - x1) // 2)
-        unfinished = source.state not in ("done", "cancelled", "hidden")
-        paths.append(
-            {
-                "d": f"M{x1},{y1} C{x1 + bend},{y1} {x2 - bend},{y2} {x2},{y2}",
-                "unfinished": unfinished,
-                "title": f"{target.label} waits for {source.label}",
-            }
-        )
-    return paths
+def _node(row: dict, open_blockers: int, critical: set[int], url: str) -> dict:
+    if row.get("hidden"):
+        return {"id": f"h{row['pk']}", "label": HIDDEN_LABEL, "state": "hidden", "hidden": True, "external": True}
+    label = f"{row['project__slug']}:{row['key']}" if row["external"] else row["key"]
+    return {
+        "id": f"s{row['pk']}",
+        "label": label,
+        "title": row["title"],
+        "status": row["status__name"],
+        "state": _state(row, open_blockers),
+        "epic": row["epic__slug"] or "",
+        "epic_name": row["epic__name"] or "",
+        "backlog": row["backlog__slug"] or "",
+        "backlog_name": row["backlog__name"] or "",
+        "external": row["external"],
+        "hidden": False,
+        "critical": row["pk"] in critical,
+        "url": url.replace(URL_PK, str(row["pk"]), 1),
+    }
+
+
+def _options(nodes: list[dict], value: str, name: str) -> list[dict]:
+    found = {n[value]: n[name] for n in nodes if not n["hidden"] and not n["external"] and n[value]}
+    return [{"value": v, "label": found[v]} for v in sorted(found, key=lambda v: found[v].lower())]
+
+
+LAYOUT_CACHE_SECONDS = 3600
+URL_PK = "0000000"
+
+
+def _drawing(node_ids: list[int], links: list[tuple[int, int]], order_key) -> layout.Drawing:
+    """The layout, from the cache when the same graph (same stories in the same order of
+    states and keys, same links) was laid out before: only a change redoes it."""
+    shape = repr((NODE_W, NODE_H, sorted((pk, order_key(pk)) for pk in node_ids), sorted(links)))
+    key = "storyhub:graph-layout:" + hashlib.sha256(shape.encode()).hexdigest()
+    drawing = cache.get(key)
+    if drawing is None:
+        drawing = layout.layered_layout(node_ids, links, width=NODE_W, height=NODE_H, order_key=order_key)
+        cache.set(key, drawing, LAYOUT_CACHE_SECONDS)
+    return drawing
 
 
 def project_graph(project: Project, *, reader) -> dict:
-    """Nodes, edges and canvas size for `project`'s blocks graph (cross-project
-    blockers and dependents are drawn too, marked external). A story of a project
-    `reader` cannot see is drawn as a placeholder: no key, title, status or link; its
-    being open still makes the story it blocks blocked."""
-    nodes, edges = _load_nodes(project, visibility_for(reader, system=True))
-    for story_id, depends_on_id in edges:
-        nodes[story_id].blockers.append(depends_on_id)
-    for node in nodes.values():
-        node.state = _state(node, nodes)
-        node.url = "" if node.hidden else reverse("admin:stories_story_change", args=[node.pk])
-    _depths(nodes)
+    """Everything the graph page draws, as JSON-ready data: boxes with their position,
+    edges with their points, the filter choices and the legend. A story of a project
+    `reader` cannot see is a placeholder (its being open still makes the story it blocks
+    wait)."""
+    rows, links = _load(project, visibility_for(reader, system=True))
+    open_count = dict.fromkeys(rows, 0)
+    for blocker, blocked in links:
+        if readiness.is_open_blocker(readiness.BLOCKING_TYPE, rows[blocker]["status__category"]):
+            open_count[blocked] += 1
+    longest = graph.critical_path(project=project)
+    path = longest["story_ids"]
+    critical = set(path) if len(path) > 1 else set()
+    url = reverse("admin:stories_story_change", args=[URL_PK])  # one reverse, not one per story
+    nodes = {pk: _node(row, open_count[pk], critical, url) for pk, row in rows.items()}
 
-    layers: dict[int, list[Node]] = {}
-    for node in nodes.values():
-        layers.setdefault(node.depth, []).append(node)
-    x = MARGIN
-    height = 0
-    placed: dict[int, int] = {}  # pk → rank in the drawing order so far
-    for depth in sorted(layers):
-        if depth == 0:
-            members = sorted(
-                layers[depth], key=lambda n: (n.external, _state_info(n.state)[1], -n.priority, n.label, n.hidden)
-            )
-        else:
-            # Next to what they wait for (mean rank of their blockers), so arrows stay short.
-            def near_blockers(n: Node) -> tuple:
-                ranks = [placed[b] for b in n.blockers if b in placed]
-                return (sum(ranks) / len(ranks) if ranks else float("inf"), n.external, n.label)
+    def order_key(pk) -> tuple:
+        n = nodes[pk]
+        return (n["external"], STATES[n["state"]][1], n["label"], pk)
 
-            members = sorted(layers[depth], key=near_blockers)
-        for member in members:
-            placed[member.pk] = len(placed)
-        columns = [members[i : i + MAX_ROWS] for i in range(0, len(members), MAX_ROWS)]
-        for column in columns:
-            for row, node in enumerate(column):
-                node.x = x
-                node.y = MARGIN + LEGEND_H + row * ROW_PITCH
-                height = max(height, node.y + NODE_H)
-            x += NODE_W + COLUMN_GAP
-        x += LAYER_GAP - COLUMN_GAP
-
-    paths = _edge_paths(edges, nodes)
+    drawing = _drawing(list(rows), links, order_key)
+    for pk, (x, y, w, h) in drawing.boxes.items():
+        nodes[pk].update(x=x, y=y, w=w, h=h)
+    critical_links = set(zip(path, path[1:], strict=False))
+    edges = [
+        {
+            "from": nodes[blocker]["id"],
+            "to": nodes[blocked]["id"],
+            "points": points,
+            "open": readiness.is_open_blocker(readiness.BLOCKING_TYPE, rows[blocker]["status__category"]),
+            "critical": (blocker, blocked) in critical_links,
+        }
+        for (blocker, blocked), points in zip(links, drawing.edges, strict=True)
+        if points
+    ]
+    ordered = sorted(nodes.values(), key=lambda n: (n["x"], n["y"]))
     counts = dict.fromkeys(STATES, 0)
-    for node in nodes.values():
-        if not node.external:
-            counts[node.state] += 1
+    for node in ordered:
+        if not node["external"]:
+            counts[node["state"]] += 1
+    statuses = {n["status"] for n in ordered if not n["hidden"] and not n["external"]}
     return {
-        "nodes": sorted(nodes.values(), key=lambda n: (n.x, n.y)),
-        "edges": paths,
-        "width": max(x - LAYER_GAP + COLUMN_GAP + MARGIN, 640),
-        "height": max(height + MARGIN, MARGIN + LEGEND_H + NODE_H + MARGIN),
-        "node_w": NODE_W,
-        "node_h": NODE_H,
-        "legend": [
-            {"state": state, "label": label, "count": counts[state], "x": MARGIN + i * 130}
-            for i, (state, (label, _)) in enumerate(STATES.items())
-        ],
-        "layers": len(layers),
-        "story_count": sum(1 for n in nodes.values() if not n.external),
+        "nodes": ordered,
+        "edges": edges,
+        "width": round(drawing.width),
+        "height": round(drawing.height),
+        "layers": drawing.layers,
+        "story_count": sum(1 for n in ordered if not n["external"]),
         "edge_count": len(edges),
+        "critical_points": longest["points"] if critical else 0,
+        "legend": [{"state": s, "label": label, "count": counts[s]} for s, (label, _) in STATES.items()],
+        "epics": _options(ordered, "epic", "epic_name"),
+        "backlogs": _options(ordered, "backlog", "backlog_name"),
+        "statuses": sorted(statuses),
     }

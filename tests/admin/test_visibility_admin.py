@@ -4,6 +4,8 @@ story-dependency pages (README "Visibility"). Saving a page never drops such lin
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from django.test import Client
 from django.urls import reverse
@@ -37,8 +39,10 @@ def page(client, url) -> str:
 
 def test_graph_page_draws_a_placeholder(world, bee):
     body = page(bee, reverse("admin:stories_project_graph", args=[world.beta.pk]))
-    assert 'data-key="(hidden story)" data-state="hidden"' in body
-    assert 'data-key="B-1" data-state="blocked"' in body
+    data = json.loads(body.split('id="storyhub-graph-data" type="application/json">')[1].split("</script>")[0])
+    states = {n["label"]: n["state"] for n in data["nodes"]}
+    assert states["(hidden story)"] == "hidden"
+    assert states["B-1"] == "waiting"  # on the hidden, unfinished story
     # No link to the hidden story's change page (its id).
     assert reverse("admin:stories_story_change", args=[world.secret.pk]) not in body
 

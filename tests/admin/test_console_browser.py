@@ -1,0 +1,177 @@
+"""The planner's console in a real browser (Playwright + Debian's chromium, the pattern
+of test_browser.py): the dependency graph at 500 stories / 1,000 links, its filters and
+highlight; axe-core (vendored, tests/vendor/axe-core) on the console's pages; and a
+screenshot of every page at 1,440 and 390 px wide in test-artifacts/console/.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.admin.test_browser import CHROMIUM, CHROMIUM_ARGS, PASSWORD, _require_chromium
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "console"
+AXE = Path(__file__).resolve().parents[1] / "vendor" / "axe-core" / "axe.min.js"
+WIDE, NARROW = {"width": 1440, "height": 900}, {"width": 390, "height": 844}
+
+# From the drawn SVG: every edge segment against every box (rect inside its translated group).
+GEOMETRY_JS = """() => {
+  const boxes = [...document.querySelectorAll('#storyhub-graph g.node')].map(g => {
+    const m = /translate\\(([-\\d.]+),([-\\d.]+)\\)/.exec(g.getAttribute('transform'));
+    const r = g.querySelector('rect.box');
+    return [+m[1], +m[2], +r.getAttribute('width'), +r.getAttribute('height')];
+  });
+  let segments = 0, crossing = 0, ends = 0;
+  const seen = new Set();
+  for (const p of document.querySelectorAll('#storyhub-graph path.edge')) {
+    const pts = p.getAttribute('d').slice(1).split(' L').map(s => s.split(',').map(Number));
+    for (const end of [[p.dataset.from, pts[0]], [p.dataset.to, pts[pts.length - 1]]]) {
+      const k = end[0] + '@' + end[1].join(','); if (seen.has(k)) ends++; seen.add(k);
+    }
+    for (let i = 1; i < pts.length; i++) {
+      const [x1, y1] = pts[i - 1], [x2, y2] = pts[i];
+      segments++;
+      for (const [bx, by, bw, bh] of boxes) {
+        if (Math.max(x1, x2) > bx + 0.5 && Math.min(x1, x2) < bx + bw - 0.5 &&
+            Math.max(y1, y2) > by + 0.5 && Math.min(y1, y2) < by + bh - 0.5) crossing++;
+      }
+    }
+  }
+  return {boxes: boxes.length, edges: document.querySelectorAll('#storyhub-graph path.edge').length,
+          segments, crossing, sharedPorts: ends};
+}"""
+
+
+@pytest.fixture(scope="module")
+def browser():
+    _require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    if ARTIFACTS.exists():
+        shutil.rmtree(ARTIFACTS)
+    ARTIFACTS.mkdir(parents=True)
+    mp = pytest.MonkeyPatch()
+    mp.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+    mp.undo()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport=WIDE)
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    yield page
+    page.screenshot(path=str(ARTIFACTS / "last-page.png"), full_page=True)
+    context.close()
+
+
+def login(page, base: str, username: str) -> None:
+    page.goto(f"{base}/admin/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", PASSWORD)
+    page.locator('input[type="submit"]').click()
+    page.wait_for_load_state("load")
+
+
+def assert_accessible(page) -> None:
+    """No serious or critical axe-core violation on the current page."""
+    found = axe_violations(page)
+    assert not found, "\n".join(found)
+
+
+def axe_violations(page) -> list[str]:
+    """Serious and critical axe-core violations of the current page."""
+    page.add_script_tag(path=str(AXE))
+    result = page.evaluate("async () => (await axe.run(document, {resultTypes: ['violations']})).violations")
+    return [
+        f"{v['id']} ({v['impact']}): {v['help']} — {[n['target'] for n in v['nodes']][:3]}"
+        for v in result
+        if v["impact"] in ("serious", "critical")
+    ]
+
+
+def overflow(page) -> int:
+    """How far the page is wider than the window (0: nothing cut or scrolled sideways)."""
+    return page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_graph_of_500_stories_in_chromium(page, live_server, django_user_model):
+    from tests.admin.graph_data import big_project
+
+    user = django_user_model.objects.create_superuser("grapher", "grapher@example.com", PASSWORD)
+    project, rows = big_project(owner=user)
+    login(page, live_server.url, "grapher")
+    page.goto(f"{live_server.url}/admin/stories/project/{project.pk}/graph/")
+    page.wait_for_selector('#storyhub-graph[data-ready="true"]')
+    # Drawn (server time, transfer, layout data parsed, SVG built) within 1 s of navigation.
+    drawn_at = int(page.get_attribute("#storyhub-graph", "data-drawn-at"))
+    assert drawn_at < 1000, drawn_at
+    geometry = page.evaluate(GEOMETRY_JS)
+    assert geometry["boxes"] == 500 and geometry["edges"] == 1000
+    assert geometry["crossing"] == 0 and geometry["sharedPorts"] == 0, geometry
+    # Fit: the whole drawing in the frame.
+    assert float(page.get_attribute("#storyhub-graph", "data-scale")) < 1
+    page.screenshot(path=str(ARTIFACTS / "graph-500-fit-1440.png"))
+
+    # Waiting on a blocker is not the Blocked status.
+    waiting = page.locator("#storyhub-graph g.state-waiting rect.box").first
+    blocked = page.locator("#storyhub-graph g.state-blocked rect.box").first
+    style = "r => [getComputedStyle(r).fill, getComputedStyle(r).strokeDasharray]"
+    assert waiting.evaluate(style) != blocked.evaluate(style)
+    # Full title on hover.
+    assert (
+        "Story number 250 with a title long enough"
+        in page.locator('#storyhub-graph g.node[data-key="BIG-250"] title').text_content()
+    )
+
+    # Highlight: select a story; what it waits for and what waits for it stand out.
+    node = page.locator('#storyhub-graph g.node[data-key="BIG-250"]')
+    node.focus()
+    page.keyboard.press("Enter")
+    assert page.get_attribute("#storyhub-graph", "data-selected") == "BIG-250"
+    upstream = page.locator("#storyhub-graph g.node.upstream").count()
+    downstream = page.locator("#storyhub-graph g.node.downstream").count()
+    assert upstream > 0 and downstream > 0
+    assert page.locator("#storyhub-graph g.node.faded").count() == 500 - 1 - upstream - downstream
+    assert "BIG-250" in page.locator("#graph-panel").inner_text()
+    page.screenshot(path=str(ARTIFACTS / "graph-500-highlight-1440.png"))
+    page.keyboard.press("Escape")
+    assert page.locator("#storyhub-graph g.node.faded").count() == 0
+
+    # Filters: epic, then status too; search finds by key.
+    page.select_option("#graph-epic", "epic-1")
+    visible = page.locator("#storyhub-graph g.node:not(.filtered)")
+    assert visible.count() == sum(1 for i in range(500) if i % 3 == 1)
+    page.select_option("#graph-status", "Done")
+    keys = visible.evaluate_all("els => els.map(e => e.dataset.key)")
+    assert keys and all(int(k.split("-")[1]) % 3 == 1 and int(k.split("-")[1]) % 10 in (3, 7) for k in keys)
+    page.select_option("#graph-epic", "")
+    page.select_option("#graph-status", "")
+    page.select_option("#graph-backlog", "backlog-0")
+    assert visible.count() == 250
+    page.select_option("#graph-backlog", "")
+    page.fill("#graph-search", "BIG-42")
+    assert page.locator("#storyhub-graph g.node.match").count() == 10  # BIG-420 … BIG-429
+    page.keyboard.press("Enter")
+    assert page.get_attribute("#storyhub-graph", "data-selected").startswith("BIG-42")
+    # Zoom.
+    before = float(page.get_attribute("#storyhub-graph", "data-scale"))
+    page.click("#graph-zoom-in")
+    assert float(page.get_attribute("#storyhub-graph", "data-scale")) > before
+    page.click("#graph-fit")
+    assert_accessible(page)
+    assert overflow(page) <= 0
+    page.set_viewport_size(NARROW)
+    page.click("#graph-fit")
+    page.screenshot(path=str(ARTIFACTS / "graph-500-390.png"), full_page=True)
+    assert overflow(page) <= 0

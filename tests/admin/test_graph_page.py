@@ -108,17 +108,20 @@ def test_500_stories_fast_readable_and_constant_queries(su_client, owner, big):
     project, _ = big
     su_client.get(graph_url(project))  # warm (templates, URL resolver)
     timings = []
-    for _ in range(5):  # the best of five: other work on this machine only slows some
-        cache.clear()  # the layout too, not only its cached copy
+    # Server time at 500 stories / 1,000 links, cold (the cached layout cleared): the CPU
+    # time of this process (the view, the layout and SQLite itself), so that the other
+    # work of a shared 2-core machine does not count; the best of three.
+    for _ in range(3):
+        cache.clear()
         with CaptureQueriesContext(connection) as ctx:
-            started = time.perf_counter()
+            started = time.process_time()
             response = su_client.get(graph_url(project))
-            timings.append(time.perf_counter() - started)
-    assert min(timings) < 0.3, timings  # server time at 500 stories / 1,000 links
+            timings.append(time.process_time() - started)
+    assert min(timings) < 0.3, timings
     big_queries = len(ctx.captured_queries)  # (the next request resets Django's query log)
-    started = time.perf_counter()
+    started = time.process_time()
     assert page_data(su_client.get(graph_url(project))) == page_data(response)  # the cached layout
-    assert time.perf_counter() - started < min(timings)
+    assert time.process_time() - started < min(timings)
     graph = page_data(response)
     assert graph["story_count"] == 500 and graph["edge_count"] == 1000
     assert crossings(graph) == 0

@@ -212,6 +212,12 @@ TOOLS: dict[str, dict[str, Any]] = {
         ),
         "annotations": _write(destructive=False, idempotent=True),
     },
+    "story_rank": {
+        "description": "Reorder a story in its project: just before and/or just after another story (both: they "
+        "must still be neighbours).",
+        "inputSchema": _obj(("project", "key"), project=PROJECT, key=KEY, before=KEY, after=KEY, version=VERSION),
+        "annotations": _write(destructive=False, idempotent=True),
+    },
     "dependency_add": {
         "description": "Make a story depend on another; a link that would close a cycle is refused with the cycle.",
         "inputSchema": _obj(

@@ -15,13 +15,13 @@ from django.http import Http404
 
 from stories import selectors, services
 from stories.api import serializers as s
-from stories.api.actions import MoveInputSerializer, dependency_payload, visible_story_by_ref
+from stories.api.actions import MoveInputSerializer, RankInputSerializer, dependency_payload, visible_story_by_ref
 from stories.api.io_views import ImportFailed
 from stories.api.permissions import get_project_for, require_role
 from stories.api.views import get_story, validated
 from stories.bulk import story_bulk_upsert
 from stories.importer import ImportLimits, Source, import_sources
-from stories.models import Backlog, StoryDependency
+from stories.models import Backlog, Story, StoryDependency
 from stories.storyfiles import safe_relative_path
 from storyhub.errors import ConflictError, NotFoundError
 
@@ -77,6 +77,21 @@ def story_move(caller: Caller, args: dict[str, Any]) -> Any:
             message = f"No backlog '{data['backlog']}' in this project."
             raise NotFoundError(message, details={"backlog": [message]})
     services.story_move(actor=caller.user, story=story, backlog=backlog, expected_version=data.get("version"))
+    return _after(caller, args)
+
+
+def story_rank(caller: Caller, args: dict[str, Any]) -> Any:
+    story = _story_for_write(caller, args)
+    data = validated(RankInputSerializer, {k: args[k] for k in ("before", "after", "version") if k in args})
+    anchors = {}
+    for name in ("before", "after"):
+        if name in data:
+            other = Story.objects.filter(project=story.project, key=data[name]).first()
+            if other is None:
+                message = f"No story '{data[name]}' in this project."
+                raise NotFoundError(message, details={name: [message]})
+            anchors[name] = other
+    services.story_rank(actor=caller.user, story=story, expected_version=data.get("version"), **anchors)
     return _after(caller, args)
 
 

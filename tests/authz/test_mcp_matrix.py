@@ -64,6 +64,7 @@ CASES: dict[str, dict[str, Any]] = {
     "story_upsert": {"project": "{slug}", "stories": [{"key": "{free_key}", "title": "Renamed"}]},
     "story_transition": {"project": "{slug}", "key": "{free_key}", "status": "ready"},
     "story_move": {"project": "{slug}", "key": "{free_key}", "backlog": "{backlog}"},
+    "story_rank": {"project": "{slug}", "key": "{free_key}", "before": "{key}"},
     "dependency_add": {"project": "{slug}", "key": "{free_key}", "depends_on": "{key}", "type": "relates"},
     "dependency_remove": {"project": "{slug}", "key": "{dep_story}", "depends_on": "{dep_target}"},
     "import_story_files": {"project": "{slug}", "files": [{"path": "new/NEW-1.md", "text": STORY_FILE}]},

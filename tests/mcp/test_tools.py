@@ -141,3 +141,22 @@ def test_the_http_endpoint_refuses_what_a_stateless_server_does_not_offer(client
     assert huge.status_code == 413 and huge.json()["code"] == "request_too_large"
     broken = client.post("/mcp", "{not json", content_type="application/json", **auth)
     assert broken.status_code == 400 and broken.json()["error"]["code"] == -32700
+
+
+def test_rank_reorders_through_the_rank_service(alice):
+    async def steps(c):
+        return [
+            await call(c, "story_rank", project="plan", key="T-2", before="T-1"),
+            await call(c, "story_rank", project="plan", key="T-2", before="T-9"),
+            await call(c, "story_rank", project="plan", key="T-2", after="T-1", version=1),
+            await call(c, "story_rank", project="plan", key="T-2"),
+        ]
+
+    ranked, missing, stale, neither = run(alice, steps)
+    assert not ranked[1] and ranked[0]["key"] == "T-2"
+    assert missing[1] and missing[0]["code"] == "not_found" and "before" in missing[0]["details"]
+    assert stale[1] and stale[0]["code"] == "conflict"
+    assert neither[1] and neither[0]["code"] == "validation_error" and "before" in neither[0]["details"]
+    order = list(Story.objects.filter(project__slug="plan").order_by("rank").values_list("key", flat=True))
+    assert order.index("T-2") < order.index("T-1")
+    assert AuditLog.objects.filter(action="story.ranked", details__source="mcp").count() == 1

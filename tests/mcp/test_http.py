@@ -93,30 +93,29 @@ def test_read_only_key_sees_and_runs_only_read_tools(mcp_url, alice_key):
         read = await call(c, "project_get", project="plan")
         return [t.name for t in listed.tools], write, read
 
-    names, (write, is_error), (read, read_error) = run_session(http_client(mcp_url, read_only), steps)
-    assert set(names) == READ_TOOLS and len(names) < len(TOOLS)
-    assert is_error and write["code"] == "permission_denied"
-    assert not read_error and read["role"] == "owner"
-    assert not Story.objects.exists()
-
-
-def test_tools_list_annotations_are_truthful(mcp_url, alice_key):
-    async def steps(c):
+    async def full_listing(c):
         return (await c.list_tools()).tools
 
-    tools = run_session(http_client(mcp_url, alice_key[1]), steps)
-    by_name = {t.name: t.annotations for t in tools}
+    names, (write, is_error), (read, read_error) = run_session(http_client(mcp_url, read_only), steps)
+    # The read-write key's listing: every tool, with truthful annotations.
+    by_name = {t.name: t.annotations for t in run_session(http_client(mcp_url, alice_key[1]), full_listing)}
     assert set(by_name) == set(TOOLS)
     for name, notes in by_name.items():
         assert notes.read_only_hint is (name in READ_TOOLS)
         assert notes.open_world_hint is False
     assert by_name["dependency_remove"].destructive_hint is True
     assert by_name["dependency_add"].destructive_hint is False
+    assert set(names) == READ_TOOLS and len(names) < len(TOOLS)
+    assert is_error and write["code"] == "permission_denied"
+    assert not read_error and read["role"] == "owner"
+    assert not Story.objects.exists()
 
 
 def test_bad_input_names_the_argument_and_the_session_goes_on(mcp_url, alice_key):
-    other = UserFactory(username="bob")
-    ProjectFactory(slug="secret", name="Secret", actor=other)
+    bob = UserFactory(username="bob")
+    ProjectFactory(slug="secret", name="Secret", actor=bob)
+    shared = ProjectFactory(slug="shared", name="Shared", actor=bob)
+    MemberFactory(project=shared, user=alice_key[0].user, role="viewer", actor=bob)
 
     async def steps(c):
         return [
@@ -128,6 +127,7 @@ def test_bad_input_names_the_argument_and_the_session_goes_on(mcp_url, alice_key
             await call(c, "story_get", project="secret", key="S-1"),
             await call(c, "no_such_tool"),
             await call(c, "project_list"),
+            await call(c, "story_upsert", project="shared", stories=[{"key": "S-1", "title": "s"}]),
         ]
 
     results = run_session(http_client(mcp_url, alice_key[1]), steps)
@@ -140,7 +140,8 @@ def test_bad_input_names_the_argument_and_the_session_goes_on(mcp_url, alice_key
     assert details[4] == {"status": ["Give a string."]}
     assert results[5][0]["code"] == "not_found"  # a project you cannot see is one that does not exist
     assert results[6][0]["code"] == "not_found"
-    assert results[7] == ([{"slug": "plan", "name": "Plan", "status": "active", "role": "owner"}], False)
+    assert {p["slug"]: p["role"] for p in results[7][0]} == {"plan": "owner", "shared": "viewer"}
+    assert results[8][1] and results[8][0]["code"] == "permission_denied"  # a viewer of "shared"
 
 
 def test_resources_and_prompts(mcp_url, alice_key):
@@ -161,21 +162,6 @@ def test_resources_and_prompts(mcp_url, alice_key):
     assert {p.name for p in prompts.prompts} == {"refine_story", "split_story", "plan_sprint"}
     assert "R-1" in plan.messages[0].content.text and "8 story points" in plan.messages[0].content.text
     assert "title: Readable" in refine.messages[0].content.text
-
-
-def test_members_see_only_their_projects_over_http(mcp_url, alice_key):
-    bob = UserFactory(username="bob")
-    secret = ProjectFactory(slug="secret", name="Secret", actor=bob)
-    MemberFactory(project=secret, user=alice_key[0].user, role="viewer", actor=bob)
-
-    async def steps(c):
-        return await call(c, "project_list"), await call(
-            c, "story_upsert", project="secret", stories=[{"key": "S-1", "title": "s"}]
-        )
-
-    (projects, _), (write, is_error) = run_session(http_client(mcp_url, alice_key[1]), steps)
-    assert {p["slug"]: p["role"] for p in projects} == {"plan": "owner", "secret": "viewer"}
-    assert is_error and write["code"] == "permission_denied"
 
 
 def test_handshake_era_clients_work_too(mcp_url, alice_key):

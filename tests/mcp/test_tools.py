@@ -5,9 +5,10 @@ imports, audit paging and input limits."""
 from __future__ import annotations
 
 import pytest
+from django.core.management import CommandError, call_command
 
 from audit.models import AuditLog
-from sessions_app.services import api_key_create
+from sessions_app.services import api_key_create, api_key_revoke
 from stories.models import Story, StoryDependency
 from tests.factories import BacklogFactory, ProjectFactory, StoryFactory, UserFactory
 
@@ -160,3 +161,13 @@ def test_rank_reorders_through_the_rank_service(alice):
     order = list(Story.objects.filter(project__slug="plan").order_by("rank").values_list("key", flat=True))
     assert order.index("T-2") < order.index("T-1")
     assert AuditLog.objects.filter(action="story.ranked", details__source="mcp").count() == 1
+
+
+def test_mcp_stdio_refuses_unusable_keys():
+    alice = UserFactory(username="alice")
+    key, plaintext = api_key_create(actor=None, user=alice, name="old")
+    api_key_revoke(actor=None, key=key)
+    with pytest.raises(CommandError, match="revoked"):
+        call_command("mcp_stdio", "--key", plaintext)
+    with pytest.raises(CommandError, match="Unknown API key"):
+        call_command("mcp_stdio", "--key", "shk_nope")

@@ -15,6 +15,7 @@ are read by superusers and auditors (active staff with audit.view_auditlog) only
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 from django.db.models import Q, QuerySet
@@ -118,3 +119,94 @@ def backlog_moves(*, project_id: int, project_slug: str, backlog_slug: str) -> l
             continue
         moves.append((int(entity_id), timestamp, changes.get("new") in names))
     return moves
+
+
+def audit_project_q(project_id: int) -> Q:
+    """The rows of one project (its own, and the link rows that name it as the other side)."""
+    return _in_projects([project_id])
+
+
+# entity type → (app label, model) of what entity_id names, for labels in lists.
+_LABELLED = {
+    EntityType.PROJECT: ("stories", "Project"),
+    EntityType.STORY: ("stories", "Story"),
+    EntityType.EPIC: ("stories", "Epic"),
+    EntityType.BACKLOG: ("stories", "Backlog"),
+    EntityType.STATUS: ("stories", "Status"),
+}
+
+
+def _label_rows(entity_type: str, ids: set[int]) -> dict[int, tuple[int | None, str]]:
+    """pk → (project id, label) of entities of one type (one query)."""
+    from stories.models import Backlog, Epic, Project, Status, Story
+
+    if entity_type == EntityType.PROJECT:
+        return {
+            pk: (pk, f"{slug} — {name}")
+            for pk, slug, name in Project.objects.filter(pk__in=ids).values_list("pk", "slug", "name")
+        }
+    if entity_type == EntityType.STORY:
+        rows = Story.objects.filter(pk__in=ids).values_list("pk", "project_id", "key", "title")
+        return {pk: (project, f"{key} — {title}") for pk, project, key, title in rows}
+    model: Any = {EntityType.EPIC: Epic, EntityType.BACKLOG: Backlog, EntityType.STATUS: Status}[
+        EntityType(entity_type)
+    ]
+    return {
+        pk: (project, name)
+        for pk, project, name in model.objects.filter(pk__in=ids).values_list("pk", "project_id", "name")
+    }
+
+
+def _deleted_label(row: AuditLog) -> str:
+    """What a row about an entity that no longer exists still says about it."""
+    details = row.details or {}
+    key, title = details.get("key"), details.get("title")
+    if key:
+        return f"{key} — {title} (deleted)" if title else f"{key} (deleted)"
+    return f"{row.entity_type} {row.entity_id} (deleted)" if row.entity_id else row.entity_type
+
+
+def _entity_label(row: AuditLog, entry, sees, details: Callable[[], dict[str, Any]]) -> tuple[str, bool]:
+    if row.entity_type in LINK_ENTITY_TYPES:
+        own, linked = _LINK_SIDES[EntityType(row.entity_type)]
+        shown = details()
+        return f"{shown.get(own, '?')} → {shown.get(linked, '?')}", True
+    if entry is not None:
+        return (entry[1], True) if sees(entry[0]) else (HIDDEN, False)
+    if row.entity_type in _LABELLED:
+        return _deleted_label(row), False
+    return f"{row.entity_type} {row.entity_id}".strip(), True
+
+
+def audit_labels(*, user, rows: Sequence[AuditLog]) -> dict[int, dict[str, Any]]:
+    """For each row (by id) what a person reads about it, as `user` may see it:
+    {"entity": "PP-041 — title" (a story; "slug — name" a project, a name for epics,
+    backlogs and statuses, "A → B" for a link), "project": "slug — name", "exists":
+    whether the entity is still there (so it can be linked)}. A side in a project the
+    user cannot see is "(hidden)". A fixed number of queries, whatever the rows."""
+    from stories.models import Project
+
+    visible = audit_visible_project_ids(user)
+    wanted: dict[str, set[int]] = {}
+    for row in rows:
+        if row.entity_type in _LABELLED and row.entity_id.isdigit():
+            wanted.setdefault(row.entity_type, set()).add(int(row.entity_id))
+    found = {entity_type: _label_rows(entity_type, ids) for entity_type, ids in wanted.items()}
+    project_ids = {row.project_id for row in rows if row.project_id is not None}
+    projects = {
+        pk: f"{slug} — {name}"
+        for pk, slug, name in Project.objects.filter(pk__in=project_ids).values_list("pk", "slug", "name")
+    }
+
+    def sees(project_id: int | None) -> bool:
+        return visible is None or project_id in visible
+
+    out: dict[int, dict[str, Any]] = {}
+    for row in rows:
+        project = "" if row.project_id is None else projects.get(row.project_id, f"project {row.project_id} (deleted)")
+        if row.project_id is not None and not sees(row.project_id):
+            project = HIDDEN
+        entry = found.get(row.entity_type, {}).get(int(row.entity_id)) if row.entity_id.isdigit() else None
+        label, exists = _entity_label(row, entry, sees, partial(audit_details_for, user=user, row=row, visible=visible))
+        out[row.pk] = {"entity": label, "project": project, "exists": exists}
+    return out

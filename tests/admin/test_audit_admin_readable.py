@@ -32,7 +32,7 @@ def test_rows_name_the_story_its_project_and_the_change(su_client, project, make
     detail = text(su_client.get(reverse("admin:audit_auditlog_change", args=[row.pk])))
     assert '<table class="storyhub-audit-changes">' in detail
     assert '<th scope="row">status</th><td><pre>draft</pre></td><td><pre>ready</pre></td>' in detail
-    assert "<th scope=\"row\">source</th>" in detail
+    assert '<th scope="row">source</th>' in detail
 
 
 def test_a_deleted_story_keeps_its_key_and_is_not_linked(su_client, project, make_story, owner):

@@ -16,6 +16,7 @@ to this thread (mcp_app.server), so each call runs like an API request.
 from __future__ import annotations
 
 import json
+from collections.abc import MutableMapping
 from typing import Any
 
 from django.conf import settings
@@ -102,7 +103,7 @@ async def _serve(caller: Caller, scope: dict[str, Any], body: bytes) -> tuple[in
         await answered.wait()
         return {"type": "http.disconnect"}
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: MutableMapping[str, Any]) -> None:
         nonlocal status, headers
         if message["type"] == "http.response.start":
             status, headers = message["status"], list(message.get("headers", []))

@@ -84,7 +84,11 @@ def build_server(caller: Caller) -> Server:
 
     async def list_resources(ctx, params) -> types.ListResourcesResult:
         rows = await on_caller(content.resource_list, caller)
-        return types.ListResourcesResult(resources=[types.Resource(mime_type="text/markdown", **row) for row in rows])
+        return types.ListResourcesResult(
+            resources=[
+                types.Resource(uri=r["uri"], name=r["name"], title=r["title"], mime_type="text/markdown") for r in rows
+            ]
+        )
 
     async def read_resource(ctx, params: types.ReadResourceRequestParams) -> types.ReadResourceResult:
         try:

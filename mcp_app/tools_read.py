@@ -162,7 +162,7 @@ def audit_query(caller: Caller, args: dict[str, Any]) -> Any:
     elif "key" in args:
         raise ToolArgumentError({"key": ["Give the story's project too."]})
     rows = audit_list_for(user=caller.user, project=project)
-    if "key" in args:
+    if project is not None and "key" in args:
         story = get_story(project, args["key"])
         rows = rows.filter(entity_type="story", entity_id=str(story.pk))
     if "action" in args:

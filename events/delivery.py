@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import Exists, F, OuterRef, QuerySet
 from django.utils import timezone
 
 from audit.events import AuditAction, EntityType
@@ -38,6 +38,7 @@ RETRY_DELAYS = (60, 300, 1800, 3600, 7200, 21600, 43200)
 MAX_ATTEMPTS = len(RETRY_DELAYS) + 1
 JITTER = 0.1
 OPEN = (Delivery.State.PENDING, Delivery.State.DELIVERING)
+RUN = 20  # deliveries of one queue claimed at once, sent in order
 
 
 def retry_delay(attempt: int) -> timedelta:
@@ -70,11 +71,12 @@ def _heads(now: datetime) -> QuerySet[Delivery]:
     )
 
 
-def _start(delivery: Delivery, *, now: datetime, worker_id: str, manual: bool) -> Claim:
+def _start(delivery: Delivery, *, now: datetime, worker_id: str, manual: bool, place: int = 0) -> Claim:
     delivery.state = Delivery.State.DELIVERING
     delivery.attempts += 1
     delivery.lease_token = secrets.token_hex(16)
-    delivery.lease_until = now + lease_length()
+    # The n-th of a run is sent after the n - 1 before it: its lease covers them too.
+    delivery.lease_until = now + lease_length() * (place + 1)
     delivery.save(update_fields=["state", "attempts", "lease_token", "lease_until"])
     DeliveryAttempt.objects.create(
         delivery=delivery, number=delivery.attempts, manual=manual, worker_id=worker_id[:64], started_at=now
@@ -84,6 +86,27 @@ def _start(delivery: Delivery, *, now: datetime, worker_id: str, manual: bool) -
 
 def claim_due(*, worker_id: str, now: datetime | None = None, limit: int = 10) -> list[Claim]:
     """Claim up to `limit` due queue heads (see the module docstring)."""
+    return [run[0] for run in claim_runs(worker_id=worker_id, now=now, limit=limit, run=1)]
+
+
+def _followers(head: Delivery, now: datetime, size: int) -> list[Delivery]:
+    rows = Delivery.objects.filter(
+        endpoint_id=head.endpoint_id,
+        project_key=head.project_key,
+        kind=Delivery.Kind.EVENT,
+        state=Delivery.State.PENDING,
+        next_attempt_at__lte=now,
+        seq__gt=head.seq,
+    ).order_by("seq")
+    if connection.vendor == "postgresql":
+        rows = rows.select_for_update(skip_locked=True)
+    return list(rows[:size])
+
+
+def claim_runs(*, worker_id: str, now: datetime | None = None, limit: int = 10, run: int = RUN) -> list[list[Claim]]:
+    """Claim up to `limit` due queue heads, each with up to `run` - 1 deliveries that
+    follow it in its queue: a run is sent in order by one thread (`send_run`), so a
+    burst in one project does not pay a claim per message."""
     now = now or timezone.now()
     if not _heads(now).exists():
         return []  # idle: no lock taken
@@ -91,7 +114,33 @@ def claim_due(*, worker_id: str, now: datetime | None = None, limit: int = 10) -
         rows = _heads(now)
         if connection.vendor == "postgresql":
             rows = rows.select_for_update(skip_locked=True, of=("self",))
-        return [_start(d, now=now, worker_id=worker_id, manual=False) for d in rows[:limit]]
+        runs = []
+        for head in rows[:limit]:
+            members = [head] + (_followers(head, now, run - 1) if run > 1 and head.seq is not None else [])
+            runs.append([_start(d, now=now, worker_id=worker_id, manual=False, place=n) for n, d in enumerate(members)])
+        return runs
+
+
+def release(claim: Claim) -> None:
+    """Give back a claimed attempt that was never sent (its run stopped at a failure)."""
+    with transaction.atomic():
+        taken = Delivery.objects.filter(pk=claim.delivery_id, lease_token=claim.token, state=Delivery.State.DELIVERING)
+        if taken.update(state=Delivery.State.PENDING, attempts=F("attempts") - 1, lease_token="", lease_until=None):
+            DeliveryAttempt.objects.filter(delivery_id=claim.delivery_id, number=claim.number).delete()
+
+
+def send_run(claims: list[Claim], *, now: datetime | None = None) -> list[bool]:
+    """Send a run in order; at the first failure the rest go back to their queue
+    (the failed one is its head again, waiting for its retry)."""
+    results = []
+    for n, claim in enumerate(claims):
+        ok = attempt(claim, now=now).ok
+        results.append(ok)
+        if not ok:
+            for rest in claims[n + 1 :]:
+                release(rest)
+            break
+    return results
 
 
 def claim_one(*, delivery_id: int, worker_id: str, now: datetime | None = None) -> Claim | None:

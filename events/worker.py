@@ -16,9 +16,9 @@ from . import delivery, outbox
 from .tasks import QUEUE
 
 
-def _attempt_in_thread(claim: delivery.Claim) -> bool:
+def _run_in_thread(run: list[delivery.Claim]) -> list[bool]:
     try:
-        return delivery.attempt(claim).ok
+        return delivery.send_run(run)
     finally:
         connections.close_all()  # this thread's connection
 
@@ -31,14 +31,17 @@ def tick(*, worker_id: str, now: datetime | None = None, threads: int = 1, limit
     done["attempts"] = done["succeeded"] = 0
     # Rounds of claims: a success makes the next delivery of its queue the head.
     while done["attempts"] < limit:
-        claims = delivery.claim_due(worker_id=worker_id, now=now, limit=limit - done["attempts"])
-        if not claims:
+        room = limit - done["attempts"]
+        # One run per thread and round, so each run starts at once and its leases hold.
+        heads = min(room, max(threads, 1))
+        runs = delivery.claim_runs(worker_id=worker_id, now=now, limit=heads, run=min(delivery.RUN, room))
+        if not runs:
             break
-        if threads > 1 and len(claims) > 1:
+        if threads > 1 and len(runs) > 1:
             with ThreadPoolExecutor(max_workers=threads) as pool:
-                results = list(pool.map(_attempt_in_thread, claims))
+                results = [ok for oks in pool.map(_run_in_thread, runs) for ok in oks]
         else:
-            results = [delivery.attempt(claim, now=now).ok for claim in claims]
+            results = [ok for run in runs for ok in delivery.send_run(run, now=now)]
         done["attempts"] += len(results)
         done["succeeded"] += sum(results)
     return done

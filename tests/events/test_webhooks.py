@@ -162,3 +162,23 @@ def test_private_targets_are_refused_when_not_allowed(settings, hook, receiver, 
     _run_jobs()
     log = DeliveryAttempt.objects.get(delivery=ping)
     assert log.status_code is None and "127.0.0.1" in log.error and "loopback" in log.error
+
+
+def test_a_run_of_one_queue_stops_at_a_failure_and_gives_the_rest_back(story, hook, receiver, make_story, owner):
+    for n in range(3):
+        make_story(f"RUN-{n}")
+    now = timezone.now()
+    tick(worker_id="t", now=now, limit=0)
+    [run] = deliveries.claim_runs(worker_id="t", now=now, limit=1, run=3)
+    assert len(run) == 3 and [c.number for c in run] == [1, 1, 1]
+    receiver.mode = "500"
+    assert deliveries.send_run(run, now=now) == [False]
+    states = [Delivery.objects.get(pk=c.delivery_id) for c in run]
+    assert [(d.state, d.attempts) for d in states] == [("pending", 1), ("pending", 0), ("pending", 0)]
+    assert DeliveryAttempt.objects.filter(delivery_id__in=[c.delivery_id for c in run]).count() == 1
+    receiver.mode = "ok"
+    receiver.received.clear()
+    done = tick(worker_id="t", now=states[0].next_attempt_at)
+    assert done["succeeded"] == done["attempts"] == 3
+    seqs = [r.body["seq"] for r in receiver.received if r.body["type"] == "story.created"]
+    assert seqs == sorted(seqs) and len(seqs) == 3

@@ -54,7 +54,7 @@ def protected_resource_metadata(request) -> JsonResponse:
         "resource_name": "StoryHub MCP server",
         "resource_documentation": request.build_absolute_uri("/api/docs/"),
     }
-    servers = getattr(settings, "MCP_AUTHORIZATION_SERVERS", [])
+    servers = settings.MCP_AUTHORIZATION_SERVERS
     if servers:
         body["authorization_servers"] = list(servers)
     return JsonResponse(body)
@@ -119,7 +119,7 @@ async def _serve(caller: Caller, scope: dict[str, Any], body: bytes) -> tuple[in
         max_request_body_size=max(len(body), 1),
     )
     try:
-        with anyio.fail_after(getattr(settings, "MCP_REQUEST_TIMEOUT", 60)):
+        with anyio.fail_after(settings.MCP_REQUEST_TIMEOUT):
             async with manager.run():
                 await manager.handle_request(scope, receive, send)
     except TimeoutError:

@@ -255,6 +255,12 @@ LOGGING = {
 # Benchmark-only reference views under /bench/ (bench/urls.py); never enable in production.
 STORYHUB_BENCH_VIEWS = env.bool("STORYHUB_BENCH_VIEWS", default=False)
 
+# The MCP server (mcp_app): seconds one /mcp request may take before it is answered 504
+# (kept under GUNICORN_TIMEOUT), and the OAuth authorization servers its protected-resource
+# metadata names (none by default: clients send an API key as the bearer token).
+MCP_REQUEST_TIMEOUT = env.int("MCP_REQUEST_TIMEOUT", default=55)
+MCP_AUTHORIZATION_SERVERS = env.list("MCP_AUTHORIZATION_SERVERS", default=[])
+
 # --- REST API (stories/api, audit/api, sessions_app/api) ---------------------------------
 # The cache holds the API's rate-limit counters. The default lives in each process's memory,
 # so every gunicorn worker counts on its own; CACHE_URL=dbcache://storyhub_cache shares

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
-W, H = 720, 300
-LEFT, RIGHT, TOP, BOTTOM = 52, 16, 34, 52
+W, H = 600, 320
+LEFT, RIGHT, TOP, BOTTOM = 56, 14, 40, 62
 PALETTE = {
     "backlog": "#adb5bd",
     "unstarted": "#74a9e8",
@@ -54,7 +54,7 @@ def _frame(name: str, title: str, y_max: float, labels: Sequence[str], y_label: 
         f'<svg xmlns="http://www.w3.org/2000/svg" class="report-chart" data-chart="{escape(name)}" viewBox="0 0 {W} {H}"'
         f' width="100%" preserveAspectRatio="xMinYMin meet" role="img" aria-label="{escape(title)}">',
         f"<title>{escape(title)}</title>",
-        f'<text class="chart-title" x="{LEFT}" y="18">{escape(title)}</text>',
+        f'<text class="chart-title" x="8" y="20">{escape(title)}</text>',
     ]
     plot_h = H - TOP - BOTTOM
     for i in range(5):
@@ -66,7 +66,7 @@ def _frame(name: str, title: str, y_max: float, labels: Sequence[str], y_label: 
         out.append(
             f'<text class="axis-label" x="12" y="{TOP + plot_h / 2:.0f}" transform="rotate(-90 12 {TOP + plot_h / 2:.0f})" text-anchor="middle">{escape(y_label)}</text>'
         )
-    step = max(1, -(-len(labels) // 10))
+    step = max(1, -(-len(labels) // 8))
     slot = (W - LEFT - RIGHT) / max(1, len(labels))
     for i, label in enumerate(labels):
         if i % step == 0:
@@ -78,11 +78,11 @@ def _frame(name: str, title: str, y_max: float, labels: Sequence[str], y_label: 
 
 
 def _legend(items: Sequence[tuple[str, str]]) -> list[str]:
-    out, x = [], LEFT
+    out, x = [], 8
     for label, colour in items:
-        out.append(f'<rect class="legend-swatch" x="{x}" y="{H - 18}" width="12" height="12" fill="{colour}"/>')
-        out.append(f'<text class="legend" x="{x + 16}" y="{H - 8}">{escape(label)}</text>')
-        x += 24 + 7 * len(label)
+        out.append(f'<rect class="legend-swatch" x="{x}" y="{H - 20}" width="14" height="14" fill="{colour}"/>')
+        out.append(f'<text class="legend" x="{x + 19}" y="{H - 8}">{escape(label)}</text>')
+        x += 32 + 8 * len(label)
     return out
 
 
@@ -191,30 +191,30 @@ def stacked_area(
 
 
 def progress_bars(name: str, title: str, rows: Sequence[tuple[str, float, float, str]]) -> SafeString:
-    """One horizontal bar per row: done of total (its share filled), a note at the end."""
-    row_h, left = 26, 170
-    height = max(TOP + row_h * len(rows) + 12, 80)
+    """One row per item: its label and a note on a line, then a bar of done of total."""
+    row_h = 46
+    height = max(TOP + row_h * len(rows) + 8, 90)
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="report-chart" data-chart="{escape(name)}" viewBox="0 0 {W} {height}"'
         f' width="100%" preserveAspectRatio="xMinYMin meet" role="img" aria-label="{escape(title)}">',
         f"<title>{escape(title)}</title>",
-        f'<text class="chart-title" x="12" y="18">{escape(title)}</text>',
+        f'<text class="chart-title" x="8" y="20">{escape(title)}</text>',
     ]
-    span = W - left - 150
+    span = W - 16
     for i, (label, done, total, note) in enumerate(rows):
         y = TOP + i * row_h
         share = (done / total) if total else 0
-        short = label if len(label) <= 24 else label[:23] + "…"
-        out.append(f'<text class="tick" x="{left - 8}" y="{y + 14}" text-anchor="end">{escape(short)}</text>')
-        out.append(f'<rect class="track" x="{left}" y="{y + 2}" width="{span}" height="16" fill="#e9ecef"/>')
+        short = label if len(label) <= 30 else label[:29] + "…"
+        out.append(f'<text class="tick" x="8" y="{y + 14}">{escape(short)}</text>')
+        out.append(f'<text class="note" x="{W - 8}" y="{y + 14}" text-anchor="end">{escape(note)}</text>')
+        out.append(f'<rect class="track" x="8" y="{y + 20}" width="{span}" height="16" fill="#e9ecef"/>')
         out.append(
-            f'<rect class="mark bar" x="{left}" y="{y + 2}" width="{span * min(share, 1):.1f}" height="16" fill="{PALETTE["done"]}">'
+            f'<rect class="mark bar" x="8" y="{y + 20}" width="{span * min(share, 1):.1f}" height="16" fill="{PALETTE["done"]}">'
             f"<title>{escape(label)}: {done:g} of {total:g}</title></rect>"
         )
-        out.append(f'<text class="note" x="{left + span + 8}" y="{y + 14}">{escape(note)}</text>')
     if not rows:
         out.append(
-            f'<text class="empty-note" x="{W / 2:.0f}" y="{TOP + 20}" text-anchor="middle">Nothing to show</text>'
+            f'<text class="empty-note" x="{W / 2:.0f}" y="{TOP + 24}" text-anchor="middle">Nothing to show</text>'
         )
     out.append("</svg>")
     return mark_safe("\n".join(out))  # noqa: S308 -- every interpolated text is escaped above
@@ -419,10 +419,11 @@ CHART_NAMES = [
 ]
 
 CHART_CSS = """
-.report-chart { display: block; max-width: 100%; height: auto; background: #fff; font-family: system-ui, sans-serif; }
-.report-chart .chart-title { font-size: 14px; font-weight: 600; fill: #1b1b1b; }
-.report-chart .tick, .report-chart .legend, .report-chart .note, .report-chart .axis-label { font-size: 11px; fill: #444; }
+.chart-scroll { overflow-x: auto; }
+.report-chart { display: block; width: 100%; min-width: 440px; height: auto; background: #fff; font-family: system-ui, sans-serif; }
+.report-chart .chart-title { font-size: 17px; font-weight: 600; fill: #1b1b1b; }
+.report-chart .tick, .report-chart .legend, .report-chart .note, .report-chart .axis-label { font-size: 14px; fill: #333; }
 .report-chart .grid { stroke: #e5e7eb; stroke-width: 1; }
-.report-chart .empty-note { font-size: 14px; fill: #868e96; }
+.report-chart .empty-note { font-size: 16px; fill: #868e96; }
 .report-chart .mark:hover { opacity: .8; }
 """

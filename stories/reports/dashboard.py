@@ -52,7 +52,7 @@ def figure_html(chart) -> str:
     )
     note = f"<figcaption>{escape(chart.note)}</figcaption>" if chart.note else ""
     return (
-        f'<figure class="report" id="{escape(chart.name)}">{chart.svg}'
+        f'<figure class="report" id="{escape(chart.name)}"><div class="chart-scroll">{chart.svg}</div>'
         f"{f'<dl>{summary}</dl>' if summary else ''}{note}</figure>"
     )
 

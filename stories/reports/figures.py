@@ -570,9 +570,10 @@ def _scope_changes(members, start_at: datetime, end_at: datetime, params: Report
 
 def project_reports(project: Project, params: ReportParams, *, reader, sprint_backlog: Backlog | None = None) -> dict:
     """Every report of a project (the admin page and the static dashboard); the sprint
-    report for `sprint_backlog`, else for the latest sprint that has started."""
+    report for `sprint_backlog`, else for the latest sprint started by the range's end."""
     if sprint_backlog is None:
-        started = [s for s in db.sprint_backlogs(project_id=project.pk) if s.starts_on <= params.today]
+        last = min(params.today, params.end)
+        started = [s for s in db.sprint_backlogs(project_id=project.pk) if s.starts_on <= last]
         sprint_backlog = started[-1] if started else None
     return {
         "velocity": velocity(project, params),

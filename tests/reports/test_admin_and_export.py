@@ -70,6 +70,7 @@ def test_export_dashboard_as_a_user(rw, tmp_path):
     assert names == ["index.html", "oth.json", "rep.json"]
     data = json.loads((tmp_path / "rep.json").read_text())
     assert data["reports"]["velocity"]["rows"][1]["net_points"] == 6
+    assert data["reports"]["sprint"]["sprint"] == "s2"  # the latest sprint started by --to (03-09)
     html = (tmp_path / "index.html").read_text()
     assert charts_in(html).count("velocity") == 2 and set(charts_in(html)) == set(CHART_NAMES)
     no_namespaces = html.replace('xmlns="http://www.w3.org/2000/svg"', "")

@@ -1,4 +1,4 @@
-"""Deterministic, idempotent demo data for `make run`."""
+"""Deterministic demo data for `make run`, created once: a second run changes no row."""
 
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ THINGS = [
 
 
 class Command(BaseCommand):
-    help = "Create demo projects, users and ~200 stories with dependencies and history (idempotent)."
+    help = "Create demo projects, users and ~200 stories with dependencies and history, once (a second run changes nothing)."
 
     def handle(self, *args, **options):
         User = get_user_model()
@@ -69,24 +69,32 @@ class Command(BaseCommand):
             if admin is None:
                 admin = User.objects.create_superuser(username, f"{username}@example.com", password)
                 self.stdout.write(f"Created superuser '{username}'.")
-            if Project.objects.filter(slug=DEMO_PROJECTS[0][0]).exists():
-                self.stdout.write("Demo data already present; nothing to do.")
-            else:
+            # Created once, never refreshed: a second run must not touch what a user has
+            # changed since (a re-import of the seed files put an edited story back to the
+            # file's status), so each part is made only when its project does not exist.
+            created: set[str] = set()
+            if not Project.objects.filter(slug=DEMO_PROJECTS[0][0]).exists():
                 self._build(admin)
-            self._import_seed_stories(admin)
+                created.update(slug for slug, *_ in DEMO_PROJECTS)
+            created.update(self._import_seed_stories(admin, created))
+            if not created:
+                self.stdout.write("Demo data already present; nothing to do (it is created once, never refreshed).")
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo ready. Admin login: {username} / {password if 'DEMO_ADMIN_PASSWORD' not in os.environ else '(from DEMO_ADMIN_PASSWORD)'}"
             )
         )
 
-    def _import_seed_stories(self, admin):
-        """Import docs/seed-stories/ (idempotent: a second run reports them unchanged)."""
+    def _import_seed_stories(self, admin, created: set[str]) -> set[str]:
+        """Import docs/seed-stories/ into the projects made by this run (`created`, plus the
+        seed project when it does not exist yet); returns the projects it made."""
         files = sorted(SEED_STORY_DIR.glob("*.txt")) if SEED_STORY_DIR.is_dir() else []
         if not files:
-            return
+            return set()
         slug, name = SEED_STORY_PROJECT
+        made: set[str] = set()
         if not Project.objects.filter(slug=slug).exists():
+            made.add(slug)
             project = ProjectFactory(slug=slug, name=name, actor=admin, description="The seed requests' story files.")
             for user, role in (("planner", "admin"), ("developer", "member"), ("auditor", "viewer")):
                 member = get_user_model().objects.filter(username=user).first()
@@ -97,7 +105,7 @@ class Command(BaseCommand):
             groups[SEED_STORY_PROJECTS.get(path.name, slug)].append(path)
         for target, paths in groups.items():
             project = Project.objects.filter(slug=target).first()
-            if project is None:
+            if project is None or target not in created | made:
                 continue
             report = import_stories(paths, project=project, actor=admin)
             counts = report.as_dict()
@@ -108,6 +116,7 @@ class Command(BaseCommand):
             for result in report.files:
                 if result.outcome == "failed":
                     self.stdout.write(self.style.ERROR(f"    {result.path}: {result.reason}"))
+        return made
 
     @transaction.atomic
     def _build(self, admin):

@@ -7,6 +7,7 @@ from . import views
 
 urlpatterns = [
     path("floor/projects/<slug:slug>/stories", views.floor_story_list, name="bench-floor-list"),
+    path("floor/projects/<slug:slug>/stories/<str:key>", views.floor_story_detail, name="bench-floor-detail"),
     path("trivial", views.trivial, name="bench-trivial"),
     path("worker", views.worker, name="bench-worker"),
 ]

@@ -31,6 +31,10 @@ SELECT s.id, s.key, s.title, p.slug, b.slug, e.slug, st.slug, st.category, s.pri
  ORDER BY s.id
  LIMIT %s
 """
+# One story by key: the detail floor (the page's SQL with the key instead of the limit).
+DETAIL_SQL = PAGE_SQL.replace(
+    " WHERE s.project_id = %s\n ORDER BY s.id\n LIMIT %s", " WHERE s.project_id = %s AND s.key = %s"
+)
 DEPS_SQL = """
 SELECT d.story_id, d.type, t.key, t.project_id, tp.slug, ts.category, s.project_id,
        (%s OR t.project_id IN (SELECT m.project_id FROM project_members m WHERE m.user_id = %s))
@@ -48,9 +52,10 @@ def _float(value):
     return None if value is None else float(value)
 
 
-def floor_rows(project_slug: str, limit: int = 100, user=None) -> bytes | None:
+def floor_rows(project_slug: str, limit: int = 100, user=None, key: str | None = None) -> bytes | None:
     """The first story list page of a project, straight from psycopg to orjson: the same
-    rows and the same JSON as the API's story list (no ORM, no serializer)."""
+    rows and the same JSON as the API's story list (no ORM, no serializer). With `key`:
+    that one story, as the API's story detail renders it (the detail floor)."""
     raw = connection.connection if connection.connection is not None else None
     if raw is None:
         connection.ensure_connection()
@@ -70,8 +75,10 @@ def floor_rows(project_slug: str, limit: int = 100, user=None) -> bytes | None:
         found = cur.fetchone()
         if found is None:
             return None
-        cur.execute(PAGE_SQL, (found[0], limit + 1))
+        cur.execute(DETAIL_SQL, (found[0], key)) if key is not None else cur.execute(PAGE_SQL, (found[0], limit + 1))
         rows = cur.fetchall()
+        if key is not None and not rows:
+            return None
         more = len(rows) > limit
         rows = rows[:limit]
         deps: dict[int, list] = {}
@@ -123,6 +130,8 @@ def floor_rows(project_slug: str, limit: int = 100, user=None) -> bytes | None:
                 "updated_at": r[26],
             }
         )
+    if key is not None:
+        return orjson.dumps(results[0])
     next_cursor = None
     if more:
         next_cursor = base64.urlsafe_b64encode(orjson.dumps([rows[-1][0], rows[-1][0]])).decode().rstrip("=")
@@ -149,6 +158,16 @@ def floor_story_list(request, slug: str):
     if user is None:
         return JsonResponse({"detail": "Authentication credentials were not provided."}, status=401)
     body = floor_rows(slug, limit=int(request.GET.get("page_size", 100)), user=user)
+    if body is None:
+        return JsonResponse({"detail": "Not found."}, status=404)
+    return HttpResponse(body, content_type="application/json")
+
+
+def floor_story_detail(request, slug: str, key: str):
+    user = _authenticated(request)
+    if user is None:
+        return JsonResponse({"detail": "Authentication credentials were not provided."}, status=401)
+    body = floor_rows(slug, user=user, key=key)
     if body is None:
         return JsonResponse({"detail": "Not found."}, status=404)
     return HttpResponse(body, content_type="application/json")

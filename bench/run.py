@@ -49,6 +49,9 @@ PROJECTS = int(os.environ.get("BENCH_PROJECTS", "10"))
 LIST_REPEAT = int(os.environ.get("BENCH_LIST_REPEAT", str(max(REPEAT, 100))))
 WRK_SECONDS = int(os.environ.get("BENCH_WRK_SECONDS", "10"))
 LIST_PROJECT = "bench-00"
+# Figures that depend on the dataset's size carry it: `_100k` by default, `_1m` for the
+# million-story stage (BENCH_STORIES=1000000 BENCH_PROJECTS=100, opt-in: it builds for minutes).
+SIZE = "1m" if STORIES >= 1_000_000 else f"{STORIES // 1000}k"
 API = "/api/v1"
 
 
@@ -120,6 +123,18 @@ def bench_inprocess(info: dict) -> None:
 
         record("transition_ms", *timeit(one, repeat=REPEAT, warmup=3), "service write + audit + history")
 
+    with section("search"):
+        client = Client()
+        client.force_login(user)
+        search_url = f"{API}/stories/"
+
+        def search():
+            response = client.get(search_url, {"q": "story 4242", "page_size": 100})
+            if response.status_code != 200:
+                raise RuntimeError(f"{search_url} -> {response.status_code}")
+
+        record(f"search_ms_{SIZE}", *timeit(search, repeat=min(REPEAT, 15)), "< 100 (in process, all projects)")
+
     with section("queries_per_request"):
         from django.db import reset_queries
         from django.test.utils import CaptureQueriesContext
@@ -177,13 +192,13 @@ def bench_graph() -> None:
     results["transitive_blockers_count"] = len(graph.story_blockers(story=deep, transitive=True))
     results["transitive_blockers_chain_count"] = len(graph.story_blockers(story=chain_last, transitive=True))
     for name, target, call in (
-        ("transitive_blockers_ms_100k", "< 50", lambda: graph.story_blockers(story=deep, transitive=True)),
+        (f"transitive_blockers_ms_{SIZE}", "< 50", lambda: graph.story_blockers(story=deep, transitive=True)),
         (
             "transitive_blockers_ms_chain_4k",
             "< 50",
             lambda: graph.story_blockers(story=chain_last, transitive=True),
         ),
-        ("ready_ms_100k", "< 50", lambda: graph.ready_story_ids(project=ready_project, limit=100)),
+        (f"ready_ms_{SIZE}", "< 50", lambda: graph.ready_story_ids(project=ready_project, limit=100)),
         ("topo_order_ms_10k", "≤ 30", lambda: graph.topological_order(project=project_10k)),
         ("critical_path_ms_10k", "≤ 40", lambda: graph.critical_path(project=project_10k)),
     ):
@@ -427,9 +442,10 @@ PLOTTED = [
     ("list_100_ratio_to_floor", 1.2, "story list over HTTP, × floor"),
     ("list_100_inprocess_ratio_to_floor", 1.5, "story list in process, × floor"),
     ("detail_ratio_to_floor", 0.7, "story detail, share of floor req/s"),
-    ("transitive_blockers_ms_100k", 50, "transitive blockers, ms (100k)"),
+    (f"transitive_blockers_ms_{SIZE}", 50, f"transitive blockers, ms ({SIZE})"),
     ("transitive_blockers_ms_chain_4k", 50, "transitive blockers, ms (4k chain)"),
-    ("ready_ms_100k", 50, "ready list, ms (100k)"),
+    (f"ready_ms_{SIZE}", 50, f"ready list, ms ({SIZE})"),
+    (f"search_ms_{SIZE}", 100, f"search, ms ({SIZE})"),
     ("topo_order_ms_10k", 30, "topological order, ms (10k)"),
     ("critical_path_ms_10k", 40, "critical path, ms (10k)"),
     ("import_stories_per_s", 10000, "import, stories/s (target ÷ value)"),

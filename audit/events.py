@@ -61,6 +61,7 @@ class AuditAction(StrEnum):
     WEBHOOK_DISABLED = "webhook.disabled"
     WEBHOOK_REDELIVERY_REQUESTED = "webhook.redelivery_requested"
     WEBHOOK_PING_REQUESTED = "webhook.ping_requested"
+    OUTBOX_PURGED = "outbox.purged"
 
 
 class EntityType(StrEnum):
@@ -80,6 +81,7 @@ class EntityType(StrEnum):
     USER = "user"
     AUDIT_LOG = "audit_log"
     WEBHOOK_ENDPOINT = "webhook_endpoint"
+    OUTBOX = "outbox"
     IMPORT_CONFLICT = "import_conflict"
 
 

@@ -7,25 +7,29 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from audit.events import EVENT_TYPES, AuditAction, EntityType
+from audit.models import OutboxEvent
 from audit.services import audit_record
 from stories.models import Project, ProjectMember
 from stories.rules import require_project_role
 from storyhub.errors import StaleVersionError
 
-from .models import Delivery, WebhookEndpoint
+from .models import Delivery, OutboxCursor, WebhookEndpoint
 from .netguard import TargetRefused, resolve_target
 from .signing import encrypt_secret, new_secret
 from .tasks import deliver_now
 
 NAMESPACES = {name.split(".", 1)[0] for name in EVENT_TYPES}
 EDITABLE = ("url", "description", "event_types", "active")
+OPEN_STATES = (Delivery.State.PENDING, Delivery.State.DELIVERING)
 
 
 def require_endpoint_admin(actor, project: Project | None) -> None:
@@ -208,3 +212,29 @@ def endpoint_ping(*, actor, endpoint: WebhookEndpoint) -> Delivery:
     )
     deliver_now.enqueue(ping.pk)
     return ping
+
+
+@transaction.atomic
+def outbox_purge(*, actor, before: datetime, dry_run: bool = False) -> dict[str, int]:
+    """Retention: delete the events older than `before` that every subscriber is done
+    with (published, and no delivery of them still pending or in flight), with their
+    deliveries and attempt logs, and the test pings older than `before`; an
+    "outbox.purged" audit row says how many. Superusers and the system only."""
+    if actor is not None and not getattr(actor, "is_superuser", False):
+        raise PermissionDenied("Only superusers purge the event outbox.")
+    if before > timezone.now():
+        raise ValidationError({"before": ["Give a moment in the past."]})
+    published = OutboxCursor.objects.filter(name="fanout").values_list("seq", flat=True).first() or 0
+    events = OutboxEvent.objects.filter(occurred_at__lt=before, seq__isnull=False, seq__lte=published).exclude(
+        Exists(Delivery.objects.filter(event=OuterRef("pk"), state__in=OPEN_STATES))
+    )
+    pings = Delivery.objects.filter(kind=Delivery.Kind.PING, created_at__lt=before).exclude(state__in=OPEN_STATES)
+    result = {"events": events.count(), "pings": pings.count()}
+    if dry_run or not any(result.values()):
+        return result
+    pings.delete()
+    events.delete()  # their deliveries and attempts go with them (CASCADE)
+    audit_record(
+        actor=actor, action=AuditAction.OUTBOX_PURGED, entity_type=EntityType.OUTBOX, extra={"before": before, **result}
+    )
+    return result

@@ -182,3 +182,35 @@ def test_a_run_of_one_queue_stops_at_a_failure_and_gives_the_rest_back(story, ho
     assert done["succeeded"] == done["attempts"] == 3
     seqs = [r.body["seq"] for r in receiver.received if r.body["type"] == "story.created"]
     assert seqs == sorted(seqs) and len(seqs) == 3
+
+
+def test_purge_keeps_what_is_still_owed(story, hook, receiver, owner):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from audit.models import OutboxEvent
+
+    tick(worker_id="t")  # everything so far delivered
+    receiver.mode = "500"
+    services.story_transition(actor=owner, story=story, status="ready")
+    tick(worker_id="t")  # published, its delivery pending (a retry is due later)
+    owed = Delivery.objects.get(endpoint=hook, event_type="story.status_changed")
+    assert owed.state == "pending"
+    month_ago = timezone.now() - timedelta(days=30)
+    OutboxEvent.objects.update(occurred_at=month_ago)
+    Delivery.objects.filter(kind="ping").update(created_at=month_ago)
+    before_count = OutboxEvent.objects.count()
+    out = StringIO()
+    call_command("purge_events", "--before", (timezone.now() - timedelta(days=1)).date().isoformat(), stdout=out)
+    assert "would be deleted" in out.getvalue() and OutboxEvent.objects.count() == before_count
+    call_command(
+        "purge_events", "--before", (timezone.now() - timedelta(days=1)).date().isoformat(), "--yes", stdout=out
+    )
+    assert OutboxEvent.objects.filter(pk=owed.event_id).exists()  # still owed to the endpoint
+    remaining = set(OutboxEvent.objects.values_list("type", flat=True))
+    assert remaining <= {"story.status_changed", "outbox.purged"}
+    row = AuditLog.objects.filter(action="outbox.purged").get()
+    assert row.details["events"] == before_count - 1
+    with pytest.raises(Exception, match="past"):
+        call_command("purge_events", "--before", "2999-01-01")

@@ -10,8 +10,9 @@ projects, workflows, users and memberships still go through the services. The sh
   and sometimes (cross-project) a platform story of an earlier project. Edges always point
   to a smaller id, so the graph is acyclic; transitive closures stay realistic (hundreds).
 - statuses spread over every workflow category (earlier stories are more often done);
-- every story has 1-3 status_history rows (created, then transitions) and one audit row
-  per history row, like the services write them;
+- every story has 1-3 status_history rows (created, then transitions 6 h to 2.7 days
+  apart; creations spread over one year) and one audit row per history row, like the
+  services write them;
 - apart from those, project `bench-chain`: CHAIN_STORIES stories where each one
   `blocks`-depends on the previous two (the worst case for a walk that revisits a story
   once per route length; `transitive_blockers_ms_chain_4k` walks it from the last one).
@@ -32,6 +33,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 
 EPIC_SIZE = 100
+YEAR_S = 365 * 86400
 BENCH_USER = "bench-member"
 BENCH_PASSWORD = "bench-password"  # noqa: S105 - local throwaway benchmark database
 OTHER_USER = "bench-outsider"
@@ -170,7 +172,8 @@ def build(db: str, stories: int, projects: int, seed: int = 7, quiet: bool = Fal
             est = rng.choice(["1sp", "2sp", "3sp", "1-2sp", "5", "8sp"])
             lo, _, hi = est.rstrip("sp").partition("-")
             key = f"B{p:02d}-{j + 1:05d}"
-            created = now - timedelta(days=per_project - j)
+            # A year of history per project, oldest first, ending two weeks before `now`.
+            created = now - timedelta(days=379) + timedelta(seconds=j * YEAR_S // per_project)
             row = {
                 "id": sid,
                 "project_id": proj.pk,
@@ -220,7 +223,7 @@ def build(db: str, stories: int, projects: int, seed: int = 7, quiet: bool = Fal
             path = PATH_TO[final] if PATH_TO[final][0] == "draft" else ["draft", *PATH_TO[final]]
             old = None
             for k, slug in enumerate(path):
-                at = created + timedelta(hours=k)
+                at = created + timedelta(hours=k * (6 + j % 60))  # 6 h to 2.7 days a step
                 hist_rows.append(
                     (
                         sid,

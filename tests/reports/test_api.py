@@ -123,3 +123,24 @@ def test_query_count_does_not_grow_with_the_project(client, rw, name):
                 actor=None, story=Story.objects.get(project=rw.project, key=f"N{i}"), status="done"
             )
     assert count() == before
+
+
+def test_sprint_dates_on_backlogs(rw):
+    owner = APIClient()
+    from django.contrib.auth import get_user_model
+
+    boss = get_user_model().objects.create_superuser("rep-boss", "boss@example.com", "pw-for-tests")
+    owner.force_authenticate(boss)
+    base = "/api/v1/projects/rep/backlogs/"
+    made = owner.post(
+        base,
+        {"slug": "s9", "name": "S9", "type": "sprint", "starts_on": "2026-04-01", "ends_on": "2026-04-14"},
+        format="json",
+    )
+    assert (
+        made.status_code == 201 and made.json()["starts_on"] == "2026-04-01" and made.json()["ends_on"] == "2026-04-14"
+    )
+    backwards = owner.patch(base + "s9/", {"ends_on": "2026-03-01"}, format="json")
+    assert backwards.status_code == 400
+    not_sprint = owner.post(base, {"slug": "t9", "name": "T9", "starts_on": "2026-04-01"}, format="json")
+    assert not_sprint.status_code == 400 and "starts_on" in not_sprint.json()["details"]

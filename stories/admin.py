@@ -548,7 +548,8 @@ class TransitionForm(forms.Form):
 
     def __init__(self, *args, choices, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["status"].choices = choices
+        # Nothing preselected: one careless click must not send a selection anywhere.
+        self.fields["status"].choices = [("", "— choose a status —"), *choices]
 
 
 class MoveForm(forms.Form):
@@ -738,22 +739,24 @@ class StoryAdmin(ServiceAdminMixin, ProjectScopedMixin, admin.ModelAdmin):
     def _per_story(self, request, queryset, verb: str, write) -> None:
         """Run `write(story)` for each selected story in its own service call; report
         what changed and, per story, why anything was refused."""
-        changed, unchanged, refused = 0, 0, []
+        changed, unchanged, refused = [], [], []
         for story in queryset.select_related("project", "status", "backlog"):
             before = story.version
+            ref = f"{story.project.slug}:{story.key}"
             try:
                 result = write(story)
             except SERVICE_ERRORS as exc:
-                refused.append(f"{story.project.slug}:{story.key}: {error_text(exc)}")
+                refused.append(f"{ref}: {error_text(exc)}")
                 continue
-            if result.version != before:
-                changed += 1
-            else:
-                unchanged += 1
+            (changed if result.version != before else unchanged).append(ref)
         if changed:
-            self.message_user(request, f"{verb} {changed} stor{'y' if changed == 1 else 'ies'}.", messages.SUCCESS)
+            count = len(changed)
+            listed = ", ".join(changed)
+            self.message_user(
+                request, f"{verb} {count} stor{'y' if count == 1 else 'ies'}: {listed}.", messages.SUCCESS
+            )
         if unchanged:
-            self.message_user(request, f"{unchanged} already there; nothing to change.", messages.INFO)
+            self.message_user(request, f"Already there, nothing to change: {', '.join(unchanged)}.", messages.INFO)
         for line in refused:
             self.message_user(request, f"Not changed: {line}", messages.ERROR)
 

@@ -174,12 +174,17 @@ def test_transition_action_intermediate_page_and_apply(su_client, story, make_st
     page = su_client.post(CHANGELIST, selected)
     assert page.status_code == 200
     assert "Change the status of these stories" in page.content.decode()
+    # No status preselected: the first option is the empty prompt, and none is selected.
+    assert page.context["form"]["status"].value() is None
+    assert list(page.context["form"].fields["status"].choices)[0][0] == ""
+    select = page.content.decode().split('name="status"')[1].split("</select>")[0]
+    assert select.count("selected") == 1 and 'value="" selected' in select
     response = su_client.post(
         CHANGELIST, {**selected, "apply": "yes", "status": "ready", "notes": "sprint 3"}, follow=True
     )
     assert response.status_code == 200
     text = " ".join(messages_of(response))
-    assert "Moved to 'ready': 1 story" in text
+    assert f"Moved to 'ready': 1 story: {story.project.slug}:{story.key}." in text
     assert "INF-002: Cannot move from 'accepted' to 'ready'" in text
     story.refresh_from_db()
     assert story.status.slug == "ready"

@@ -61,6 +61,14 @@ def is_reopening(old: str | None, new: str) -> bool:
     return old == db.COMPLETED and new != db.COMPLETED
 
 
+def sprint_days(backlog: Backlog) -> tuple[date, date]:
+    """A sprint backlog's first and last day (selectors.sprint_backlogs gives only those
+    that have both; the API refuses the others)."""
+    if backlog.starts_on is None or backlog.ends_on is None:
+        raise ValueError(f"backlog {backlog.slug} has no sprint dates")
+    return backlog.starts_on, backlog.ends_on
+
+
 def _header(project: Project, params: ReportParams, report: str) -> dict:
     return {"project": project.slug, "report": report, **params.as_dict()}
 
@@ -137,12 +145,12 @@ def velocity(project: Project, params: ReportParams, *, period: str = "week") ->
 def sprint_velocity(project: Project, params: ReportParams) -> dict:
     """Per sprint backlog (with dates) whose dates meet the range: the completions, inside
     the sprint's days, of the stories now in it."""
-    sprints = [
-        s for s in db.sprint_backlogs(project_id=project.pk) if s.ends_on >= params.start and s.starts_on <= params.end
-    ]
-    rows = []
+    backlogs = db.sprint_backlogs(project_id=project.pk)
+    spans = {s.pk: sprint_days(s) for s in backlogs}
+    sprints = [s for s in backlogs if spans[s.pk][1] >= params.start and spans[s.pk][0] <= params.end]
+    rows: list[dict] = []
     if sprints:
-        first, last = min(s.starts_on for s in sprints), max(s.ends_on for s in sprints)
+        first, last = min(spans[s.pk][0] for s in sprints), max(spans[s.pk][1] for s in sprints)
         flows = db.flow_rows(
             project_id=project.pk,
             tz=params.tz,
@@ -151,7 +159,6 @@ def sprint_velocity(project: Project, params: ReportParams) -> dict:
             completion_only=True,
             by_backlog=[s.pk for s in sprints],
         )
-        spans = {s.pk: (s.starts_on, s.ends_on) for s in sprints}
         tally = _completion_tally(
             flows, lambda f: f.backlog_id if spans[f.backlog_id][0] <= f.day <= spans[f.backlog_id][1] else None
         )
@@ -160,8 +167,8 @@ def sprint_velocity(project: Project, params: ReportParams) -> dict:
             {
                 "sprint": s.slug,
                 "name": s.name,
-                "starts_on": s.starts_on.isoformat(),
-                "ends_on": s.ends_on.isoformat(),
+                "starts_on": spans[s.pk][0].isoformat(),
+                "ends_on": spans[s.pk][1].isoformat(),
                 **_tally_row(tally.get(s.pk, empty)),
             }
             for s in sprints
@@ -234,11 +241,12 @@ def _apply(counts: dict[str, int], flow: db.Flow) -> None:
 
 
 def _distribution(days: list[float], buckets: list[int]) -> list[dict]:
-    rows, low = [], 0
+    rows: list[dict] = []
+    low = 0
     for high in [*buckets, None]:
         count = sum(1 for d in days if d >= low and (high is None or d < high))
         rows.append({"from_days": low, "to_days": high, "stories": count})
-        low = high
+        low = high if high is not None else low
     return rows
 
 
@@ -279,7 +287,8 @@ def lead_time(project: Project, params: ReportParams) -> dict:
 def ageing_wip(project: Project, params: ReportParams) -> dict:
     """Stories in a started status now, by days since they first started (oldest first;
     the first WIP_LISTED are listed, the buckets count them all)."""
-    rows, ages = [], []
+    rows: list[dict] = []
+    ages: list[float] = []
     for key, title, status, since, pts in db.wip_rows(project_id=project.pk):
         age = max(0.0, (params.now - since).total_seconds() / DAY) if since else 0.0
         ages.append(age)
@@ -433,7 +442,8 @@ def _membership(story_id: int, created: datetime, now_in: bool, moves: dict[int,
     events = moves.get(story_id, [])
     if not events:
         return [(created, None)] if now_in else []
-    intervals, since = [], created if not events[0][1] else None
+    intervals: list[tuple[datetime, datetime | None]] = []
+    since = created if not events[0][1] else None
     for when, into in events:
         if into and since is None:
             since = when
@@ -472,9 +482,10 @@ def sprint(project: Project, backlog: Backlog, params: ReportParams) -> dict:
     ):
         moves_by_story[story_id].append((when, into))
     stories = db.sprint_stories(backlog=backlog, also=moves_by_story)
-    days = [backlog.starts_on + timedelta(days=i) for i in range((backlog.ends_on - backlog.starts_on).days + 1)]
-    start_at = day_start(backlog.starts_on, params.tz)
-    end_at = day_start(backlog.ends_on + timedelta(days=1), params.tz)
+    first, last = sprint_days(backlog)
+    days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    start_at = day_start(first, params.tz)
+    end_at = day_start(last + timedelta(days=1), params.tz)
     history: dict[int, list[tuple[datetime, str]]] = defaultdict(list)
     for story_id, when, category in db.category_changes(
         story_ids=[s[0] for s in stories], until=min(end_at, params.now + timedelta(seconds=1))
@@ -526,8 +537,8 @@ def sprint(project: Project, backlog: Backlog, params: ReportParams) -> dict:
         **_header(project, params, "sprint"),
         "sprint": backlog.slug,
         "name": backlog.name,
-        "starts_on": backlog.starts_on.isoformat(),
-        "ends_on": backlog.ends_on.isoformat(),
+        "starts_on": first.isoformat(),
+        "ends_on": last.isoformat(),
         "initial_scope_points": num(initial_points),
         "initial_scope_stories": len(initial),
         "scope_changes": _scope_changes(members, start_at, end_at, params),
@@ -573,7 +584,7 @@ def project_reports(project: Project, params: ReportParams, *, reader, sprint_ba
     report for `sprint_backlog`, else for the latest sprint started by the range's end."""
     if sprint_backlog is None:
         last = min(params.today, params.end)
-        started = [s for s in db.sprint_backlogs(project_id=project.pk) if s.starts_on <= last]
+        started = [s for s in db.sprint_backlogs(project_id=project.pk) if sprint_days(s)[0] <= last]
         sprint_backlog = started[-1] if started else None
     return {
         "velocity": velocity(project, params),

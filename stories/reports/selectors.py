@@ -139,8 +139,9 @@ def epic_rows(*, project_id: int) -> list[dict]:
     not_cancelled = ~Q(stories__status__category=CANCELLED)
     done = Q(stories__status__category=COMPLETED)
     pts = Coalesce(F("stories__points_max"), F("stories__points_min"), ZERO)
-    return list(
-        Epic.objects.filter(project_id=project_id)
+    return [
+        dict(row)
+        for row in Epic.objects.filter(project_id=project_id)
         .order_by("slug")
         .annotate(
             stories_total=Count("stories", filter=not_cancelled),
@@ -159,7 +160,7 @@ def epic_rows(*, project_id: int) -> list[dict]:
             "points_total",
             "points_done",
         )
-    )
+    ]
 
 
 OPEN_CATEGORIES = [c for c in StatusCategory.values if c not in CLOSED_CATEGORIES]

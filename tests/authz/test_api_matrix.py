@@ -498,6 +498,9 @@ def test_hidden_answers_exactly_like_missing(world, op, side, principal):
         if missing[name] != value:
             hidden = re.sub(rf"\b{re.escape(str(value))}\b", str(missing[name]), hidden)
     answer = _content(missing_response).decode("utf-8", "replace")
+    # An import's report names the ImportRun it recorded: each request records its own, so
+    # the two ids differ by one whatever the project; the id tells nothing about A.
+    hidden, answer = (re.sub(r'"run":\d+', '"run":N', body) for body in (hidden, answer))
     assert (hidden_response.status_code, hidden) == (missing_response.status_code, answer)
 
 

@@ -1,6 +1,6 @@
 """Who and where a write comes from, carried alongside the call without threading it
 through every signature: the request id, the source (api / admin / mcp / cli / import
-/ system) and the API key used. Services read it when they write their audit row."""
+/ sync / system) and the API key used. Services read it when they write their audit row."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
-SOURCES = ("api", "admin", "mcp", "cli", "import", "system")
+SOURCES = ("api", "admin", "mcp", "cli", "import", "sync", "system")
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,11 @@ class AuditAction(StrEnum):
     DEPENDENCY_REMOVED = "dependency.removed"
     PROJECT_DEPENDENCY_ADDED = "project_dependency.added"
     PROJECT_DEPENDENCY_REMOVED = "project_dependency.removed"
+    # two-way git sync (stories.sync)
+    PROJECT_SYNC_LINKED = "project.sync_linked"
+    PROJECT_SYNC_UNLINKED = "project.sync_unlinked"
+    PROJECT_SYNCED = "project.synced"
+    SYNC_CONFLICT_RESOLVED = "project.sync_conflict_resolved"
     # sessions, API keys, users
     SESSION_REVOKED = "session.revoked"
     SESSION_REVOKED_ALL = "session.revoked_all"

@@ -1137,3 +1137,6 @@ class StatusHistoryAdmin(ReadOnlyAdminMixin, ProjectScopedMixin, admin.ModelAdmi
     def story_ref(self, obj):
         url = reverse("admin:stories_story_change", args=[obj.story_id])
         return format_html('<a href="{}">{}:{}</a>', url, obj.story.project.slug, obj.story.key)
+
+
+from . import admin_sync  # noqa: E402,F401 - registers the git sync pages

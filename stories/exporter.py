@@ -306,26 +306,41 @@ def _deps_of(value: Any, own_slug: str) -> list[tuple[str, str, str]] | None:
     return sorted(out)
 
 
+def story_files(
+    project: Project,
+    queryset: QuerySet[Story],
+    progress: Progress | None = None,
+    *,
+    reader=None,
+    path_of: Callable[[dict[str, Any]], str] = export_path,
+) -> Iterator[tuple[dict[str, Any], str, str]]:
+    """(story dict, path, file text) for each story, in key order: the file a markdown
+    export (and a git sync's push) writes for it, at `path_of(story)` (a path taken by
+    an earlier story gets the `epic/KEY-slug.md` form, then a `-KEY` suffix)."""
+    checker = RoundTrip(project)
+    used: set[str] = set()
+    for story in iter_story_dicts(queryset, project.pk, progress=progress, reader=reader):
+        path = path_of(story)
+        if path in used:
+            path = export_path({**story, "file_path": ""})
+            if path in used:
+                path = f"{path.rsplit('.', 1)[0]}-{story['key']}.md"
+        used.add(path)
+        text = render_story_file(
+            story,
+            path,
+            imports_as=lambda t, p=path, s=story: checker.same(t, p, s),
+            edit_imports_as=lambda t, p=path, s=story: checker.same(t, p, s, source_too=False),
+        )
+        yield story, path, text
+
+
 def stream_markdown(
     project: Project, queryset: QuerySet[Story], progress: Progress | None = None, *, reader=None
 ) -> Iterator[bytes]:
     sink = _Sink()
-    checker = RoundTrip(project)
-    used: set[str] = set()
     with zipfile.ZipFile(sink, mode="w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for story in iter_story_dicts(queryset, project.pk, progress=progress, reader=reader):
-            path = export_path(story)
-            if path in used:
-                path = export_path({**story, "file_path": ""})
-                if path in used:
-                    path = f"{path.rsplit('.', 1)[0]}-{story['key']}.md"
-            used.add(path)
-            text = render_story_file(
-                story,
-                path,
-                imports_as=lambda t, p=path, s=story: checker.same(t, p, s),
-                edit_imports_as=lambda t, p=path, s=story: checker.same(t, p, s, source_too=False),
-            )
+        for story, path, text in story_files(project, queryset, progress, reader=reader):
             info = zipfile.ZipInfo(path, date_time=_zip_time(story["updated_at"]))
             info.compress_type = zipfile.ZIP_DEFLATED
             info.external_attr = 0o644 << 16

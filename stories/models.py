@@ -626,3 +626,97 @@ class ImportConflict(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key} ({self.source_path})"
+
+
+# --------------------------------------------------------------------------- git sync
+
+
+class SyncLink(TimestampedModel):
+    """A project's git repository for two-way sync (stories.sync): where (a URL or a path
+    on this machine), which branch, which folders hold its story files, and the name of the
+    environment variable holding the remote's credentials (never the secret itself).
+    `last_commit` is the remote commit the last sync agreed with."""
+
+    project = models.OneToOneField(Project, on_delete=models.CASCADE, related_name="sync_link")
+    repository = models.CharField(max_length=500)
+    branch = models.CharField(max_length=200, default="main")
+    folders = models.JSONField(default=list, blank=True, validators=[validate_json_value])  # [] = the whole tree
+    credentials_env = models.CharField(max_length=100, blank=True, default="")
+    enabled = models.BooleanField(default=True)
+    last_commit = models.CharField(max_length=40, blank=True, default="")
+    last_sync_started_at = models.DateTimeField(null=True, blank=True)
+    last_synced_at = models.DateTimeField(null=True, blank=True)
+    last_audit_id = models.BigIntegerField(default=0)
+    last_error = models.TextField(blank=True, default="")
+    version = version_field()
+
+    class Meta:
+        db_table = "sync_links"
+
+    def __str__(self) -> str:
+        return f"{self.project_id} ↔ {self.branch}"
+
+
+class SyncedFile(models.Model):
+    """What a link's last sync agreed on for one file: its path in the repository, the
+    story it holds and the sha256 of its bytes on both sides at that moment. A side whose
+    file (git) or rendering (StoryHub) hashes differently has changed since."""
+
+    link = models.ForeignKey(SyncLink, on_delete=models.CASCADE, related_name="files")
+    path = models.CharField(max_length=1000)
+    story = models.ForeignKey("Story", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    content_hash = models.CharField(max_length=64)
+    archived = models.BooleanField(default=False)  # the file was deleted in git; its story archived
+
+    class Meta:
+        db_table = "sync_files"
+        constraints = [models.UniqueConstraint(fields=["link", "path"], name="sync_files_unique_path")]
+        indexes = [models.Index(fields=["link", "story"], name="sync_files_story_idx")]
+
+    def __str__(self) -> str:
+        return self.path
+
+
+class SyncConflictState(models.TextChoices):
+    OPEN = "open", "open"
+    KEPT_STORYHUB = "kept_storyhub", "StoryHub's version kept (pushed)"
+    TOOK_REPOSITORY = "took_repository", "the repository's version taken (imported)"
+
+
+class SyncConflict(models.Model):
+    """A story changed in StoryHub and in git since the last sync (or deleted in git and
+    changed in StoryHub). Both versions are kept: the story as it is, the file's text
+    here. Until someone resolves it in the admin, the sync leaves that story and file
+    alone in both directions."""
+
+    State = SyncConflictState
+
+    link = models.ForeignKey(SyncLink, on_delete=models.CASCADE, related_name="conflicts")
+    story = models.ForeignKey("Story", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    key = models.CharField(max_length=64, blank=True, default="")
+    path = models.CharField(max_length=1000)
+    remote_commit = models.CharField(max_length=40)
+    remote_content = models.TextField(blank=True, default="")  # the file's text in git
+    remote_deleted = models.BooleanField(default=False)
+    remote_hash = models.CharField(max_length=64, blank=True, default="")
+    local_content = models.TextField(blank=True, default="")  # the story as StoryHub would write it
+    state = models.CharField(max_length=20, choices=State.choices, default=State.OPEN)
+    created_at = models.DateTimeField(default=timezone.now)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+    )
+
+    class Meta:
+        db_table = "sync_conflicts"
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["link", "state"], name="sync_conflicts_state_idx")]
+        constraints = [_choices_check("state", SyncConflictState.choices, "sync_conflicts_state_valid")]
+
+    def __str__(self) -> str:
+        return f"{self.key or self.path} ({self.state})"

@@ -93,6 +93,14 @@ class NotFoundError(ApplicationError):
     http_status = 404
 
 
+class SyncFailedError(ApplicationError):
+    """A git sync could not reach or update its repository (one line, no secret in it);
+    nothing was written."""
+
+    code = "sync_failed"
+    http_status = 502
+
+
 class BulkValidationError(ApplicationError):
     """One or more items of a bulk write are not valid; nothing was written.
     details = {"items": [{"index", "key", "field", "reason"}, …]}."""

@@ -114,6 +114,7 @@ SUMMARIES = {
     "sessions_by_get": "Read a session",
     "sessions_by_delete": "Revoke a session",
     "projects_by_import_post": "Import story files",
+    "projects_by_sync_post": "Sync the project with its git repository (pull, then push)",
     "projects_by_export_get": "Export stories as a markdown zip",
     "projects_by_export_markdown_get": "Export stories as a markdown zip",
     "projects_by_export_json_get": "Export a project as JSON",

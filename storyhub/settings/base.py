@@ -4,6 +4,7 @@ Everything configurable comes from the environment through one ``environ.Env()``
 ``.env`` in the working directory is read when present (see ``.env.example``).
 """
 
+import tempfile
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import quote
@@ -342,3 +343,12 @@ EVENTS_SSE_POLL_SECONDS = env.float("EVENTS_SSE_POLL_SECONDS", default=1.0)
 EVENTS_SSE_MAX_STREAMS = env.int("EVENTS_SSE_MAX_STREAMS", default=1)
 # /readyz reports the outbox lag from these probes (dotted paths, so the kernel imports no app).
 READINESS_PROBES = {"outbox": "events.health.outbox_status"}
+
+# Two-way git sync (stories.sync; README "Git sync"). Local repositories (a path instead of
+# a URL) may be linked only under these directories; none by default, so on a server a
+# project admin cannot point a project at the server's own files.
+GIT_SYNC_LOCAL_ROOTS = env.list("GIT_SYNC_LOCAL_ROOTS", default=[])
+# Where each linked repository's bare mirror is kept (only objects; safe to delete).
+GIT_SYNC_CACHE_DIR = env("GIT_SYNC_CACHE_DIR", default=str(Path(tempfile.gettempdir()) / "storyhub-git-sync"))
+# The identity of the commits StoryHub pushes.
+GIT_SYNC_AUTHOR = env("GIT_SYNC_AUTHOR", default="StoryHub <storyhub@localhost>")

@@ -1,5 +1,7 @@
 """Test settings: the database comes from DATABASE_URL (SQLite when unset)."""
 
+import tempfile
+
 from .base import *  # noqa: F403
 from .base import DATABASES, env, for_transaction_pooling
 
@@ -41,3 +43,7 @@ WEBHOOKS_ALLOW_PRIVATE_TARGETS = True
 WEBHOOKS_TIMEOUT_SECONDS = env.float("WEBHOOKS_TIMEOUT_SECONDS", default=1.0)
 EVENTS_SSE_MAX_SECONDS = 0.0
 EVENTS_SSE_POLL_SECONDS = 0.05
+
+# Tests link repositories in temporary directories; each test process has its own mirrors.
+GIT_SYNC_LOCAL_ROOTS = ["/"]
+GIT_SYNC_CACHE_DIR = tempfile.mkdtemp(prefix="storyhub-git-sync-test-")

@@ -310,12 +310,38 @@ def _admin_objects(a: dict, b: dict, alice, b_to_a, b_to_c) -> dict[str, dict[st
             A: StatusHistory.objects.filter(story=a1).order_by("id").last(),
             B: StatusHistory.objects.filter(story=b1).order_by("id").first(),
         },
+        **_sync_objects(pa, pb, a1, b1),
         "audit.auditlog": {A: audit_a, B: audit_b},
         "auth.user": {A: alice, B: b["extra"]},
         "auth.group": {A: Group.objects.create(name=f"{MARKER}-group"), B: Group.objects.create(name="b-group")},
         "sessions_app.session": {A: Session.objects.filter(user=alice).first(), B: None},
         "sessions_app.apikey": {A: ApiKey.objects.filter(user=alice).first(), B: None},
         **_login_attempts(alice.username, "b-member"),
+    }
+
+
+def _sync_objects(pa, pb, a1, b1) -> dict[str, dict[str, object]]:
+    """Both projects linked to (empty) bare repositories, each with an open conflict."""
+    import tempfile
+
+    from dulwich.repo import Repo
+
+    from stories.models import SyncConflict
+    from stories.sync.links import sync_link_set
+
+    root = tempfile.mkdtemp(prefix="authz-sync-")
+    links = {}
+    for side, project, story in ((A, pa, a1), (B, pb, b1)):
+        path = f"{root}/{MARKER if side == A else 'b'}-repo.git"
+        Repo.init_bare(path, mkdir=True).close()
+        link = sync_link_set(actor=None, project=project, data={"repository": path, "folders": [f"{project.slug}"]})
+        conflict = SyncConflict.objects.create(
+            link=link, story=story, key=story.key, path=f"{project.slug}/{story.key}.md", remote_commit="0" * 40
+        )
+        links[side] = (link, conflict)
+    return {
+        "stories.synclink": {A: links[A][0], B: links[B][0]},
+        "stories.syncconflict": {A: links[A][1], B: links[B][1]},
     }
 
 

@@ -86,6 +86,7 @@ ROLE_RULES: list[tuple[frozenset, str, str]] = [
     (SAFE, r"", "viewer"),
     (frozenset({"DELETE"}), r"^/projects/\{slug\}/$", "owner"),
     (UNSAFE, r"^/projects/\{slug\}/$", "admin"),
+    (UNSAFE, r"/sync/$", "admin"),
     (UNSAFE, r"/(backlogs|statuses|members)/", "admin"),
     (UNSAFE, r"^/project-dependencies/", "admin"),
     (frozenset({"DELETE"}), r"/epics/\{item\}/$", "admin"),
@@ -174,6 +175,7 @@ BODIES: dict[tuple[str, str], Any] = {
         "items": [{"key": "MATRIX-2", "title": "Bulk", "dependencies": ["{ref}"]}]
     },
     ("POST", "/projects/{slug}/import/"): (MULTIPART, {"files": ("matrix.md", STORY_FILE)}),
+    ("POST", "/projects/{slug}/sync/"): {},
     ("POST", "/project-dependencies/"): {"from_project": "{pd_from}", "to_project": "{pd_to}"},
     ("POST", "/projects/{slug}/webhooks/"): {"url": "http://127.0.0.1:9/matrix", "event_types": ["story.*"]},
     ("PATCH", "/projects/{slug}/webhooks/{webhook_id}/"): {"description": "patched by the matrix"},

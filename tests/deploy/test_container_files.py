@@ -20,7 +20,11 @@ def compose() -> dict:
 def test_compose_has_db_and_web_with_healthchecks_volume_and_ordering():
     doc = compose()
     assert "version" not in doc  # obsolete in the Compose specification
-    assert set(doc["services"]) == {"db", "web", "worker"}
+    assert set(doc["services"]) == {"db", "web", "worker", "sync"}
+    sync = doc["services"]["sync"]  # the periodic git sync: the same image, after web migrated
+    assert sync["image"] == doc["services"]["web"]["image"] and sync["env_file"] == ".env"
+    assert sync["command"][:4] == ["python", "manage.py", "sync_projects", "--watch"]
+    assert sync["depends_on"] == {"web": {"condition": "service_healthy"}}
     db, web = doc["services"]["db"], doc["services"]["web"]
 
     assert db["image"] == "postgres:15-alpine"

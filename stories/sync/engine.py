@@ -308,7 +308,12 @@ class _Sync:
             Source(path=path, data=data, source_path=path, repo=repo) for path, data in sorted(self.to_import.items())
         ]
         result = import_sources(
-            sources, project=self.project, actor=self.actor, continue_on_error=True, progress=self.progress, source="sync"
+            sources,
+            project=self.project,
+            actor=self.actor,
+            continue_on_error=True,
+            progress=self.progress,
+            source="sync",
         )
         keys = {}
         for file in result.files:

@@ -156,3 +156,17 @@ def test_the_api_syncs_for_project_admins(linked, admin_user):
     SyncLink.objects.filter(project=project).update(repository="/nonexistent/repo.git")
     response = client.post(f"/api/v1/projects/{project.slug}/sync/")
     assert response.status_code == 502 and response.json()["code"] == "sync_failed"
+
+
+def test_the_sync_runs_as_a_background_task(linked, admin_user, capsys):
+    from django.core.management import call_command
+    from django_tasks_db.models import DBTaskResult
+
+    project, _ = linked
+    call_command("sync_projects", "--enqueue")
+    assert "synced: sync queued" in capsys.readouterr().out
+    job = DBTaskResult.objects.get(queue_name="default")
+    call_command("db_worker", "--queue-name", "default", "--batch", "--no-startup-delay", verbosity=0)
+    job.refresh_from_db()
+    assert job.status == "SUCCESSFUL", job.status
+    assert Story.objects.filter(project=project).count() == 2

@@ -26,6 +26,11 @@ class Command(BaseCommand):
         parser.add_argument("--watch", action="store_true", help="keep syncing every --interval seconds")
         parser.add_argument("--interval", type=float, default=10.0, help="seconds between rounds (default 10)")
         parser.add_argument("--rounds", type=int, default=0, help=argparse_hidden())
+        parser.add_argument(
+            "--enqueue",
+            action="store_true",
+            help="queue one background task per project (run by `manage.py db_worker --queue-name default`)",
+        )
 
     def handle(self, *args, **options):
         if options["interval"] <= 0:
@@ -36,6 +41,13 @@ class Command(BaseCommand):
             missing = set(options["project"]) - set(links.values_list("project__slug", flat=True))
             if missing:
                 raise CommandError(f"Not linked to a repository (or disabled): {', '.join(sorted(missing))}.")
+        if options["enqueue"]:
+            from stories.sync.tasks import sync_project_task
+
+            for link in links:
+                result = sync_project_task.enqueue(link.project_id)
+                self.stdout.write(f"{link.project.slug}: sync queued ({result.id})")
+            return
         stop = {"now": False}
         if options["watch"]:
             signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))

@@ -29,7 +29,7 @@ from storyhub.admin_base import (
     project_ids_with_role,
 )
 
-from . import exporter, selectors, services
+from . import admin_board, exporter, selectors, services
 from . import fields as story_fields
 from .admin_graph import project_graph
 from .admin_reports import reports_page
@@ -310,7 +310,11 @@ class ProjectAdmin(ServiceAdminMixin, ProjectScopedMixin, admin.ModelAdmin):
 
     @admin.display(description="graph")
     def graph_link(self, obj):
-        return format_html('<a href="{}">graph</a>', reverse("admin:stories_project_graph", args=[obj.pk]))
+        return format_html(
+            '<a href="{}">graph</a> · <a href="{}">board</a>',
+            reverse("admin:stories_project_graph", args=[obj.pk]),
+            reverse("admin:stories_project_board", args=[obj.pk]),
+        )
 
     def service_create(self, request, form):
         data = {k: v for k, v in form.cleaned_data.items() if k in services.PROJECT_FIELDS}
@@ -343,8 +347,27 @@ class ProjectAdmin(ServiceAdminMixin, ProjectScopedMixin, admin.ModelAdmin):
                 self.admin_site.admin_view(self.reports_view),
                 name="stories_project_reports",
             ),
+            path("<path:object_id>/board/", self.admin_site.admin_view(self.board_view), name="stories_project_board"),
         ]
         return extra + super().get_urls()
+
+    def board_view(self, request, object_id):
+        """The project's board (stories.admin_board); POST is one move from it."""
+        project = self.get_object(request, object_id)
+        if project is None or not self.has_view_permission(request, project):
+            raise Http404("No such project.")
+        if request.method == "POST":
+            return admin_board.board_post_response(request, project)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "original": project,
+            "title": f"Board of {project.name}",
+            "board": admin_board.board_context(project, request.user, admin_board.board_filters(request.GET)),
+            "can_move": has_role(request, project.pk, Role.MEMBER),
+            "has_view_permission": True,
+        }
+        return TemplateResponse(request, "admin/stories/project/board.html", context)
 
     def reports_view(self, request, object_id):
         project = self.get_object(request, object_id)

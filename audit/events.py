@@ -98,8 +98,9 @@ LINK_ENTITY_TYPES = (EntityType.STORY_DEPENDENCY, EntityType.PROJECT_DEPENDENCY)
 # event a committed write publishes is named by its audit row's action. The names are a
 # public contract (webhook subscribers filter on them): never rename one, add new ones.
 # The raw-SQL status change (STORY_STATUS_CHANGED_OUTSIDE) is written by a database
-# trigger, not by audit_record, so it has no event.
-NO_EVENT = frozenset({AuditAction.STORY_STATUS_CHANGED_OUTSIDE})
+# trigger, not by audit_record; a trigger on audit_log (audit 0006) gives its rows their
+# event. An action that should publish nothing would be listed here.
+NO_EVENT: frozenset[AuditAction] = frozenset()
 EVENT_TYPES: dict[str, str] = {action.value: action.value for action in AuditAction if action not in NO_EVENT}
 
 

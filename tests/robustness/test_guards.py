@@ -11,7 +11,7 @@ from django.core.management import CommandError, call_command
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
-from audit.models import AuditLog
+from audit.models import AuditLog, OutboxEvent
 from stories import services
 from stories.models import Status, StatusHistory, Story
 
@@ -162,6 +162,15 @@ def test_raw_status_update_is_audited_and_bumps_the_version(story, member):
         "note": TRIGGER_NOTE,
         "changes": {"status": {"old": "draft", "new": "ready"}},
     }
+    # Its event, written by audit 0006's trigger in the same statement (no audit_record here).
+    event = OutboxEvent.objects.get(audit_id=row.pk)
+    assert (event.type, event.project_id, event.entity_type, event.entity_id) == (
+        "story.status_changed_outside",
+        story.project_id,
+        "story",
+        str(story.pk),
+    )
+    assert event.actor_id is None and event.data == row.details
     # A client that read the story before the SQL change cannot write over it.
     stale = member_client.patch(url, {"title": "Mine"}, format="json", HTTP_IF_MATCH=etag)
     assert stale.status_code == 412

@@ -30,7 +30,7 @@ from django.utils.text import slugify
 
 from . import fields
 from .bulk import clean_value, match_status, normalize_status_word
-from .models import DEFAULT_STATUS_SLUG, Epic, Project, Status, StatusHistory, Story, StoryDependency
+from .models import DEFAULT_STATUS_SLUG, Epic, Project, Status, StatusHistory, Story, StoryDependency, priority_scale
 from .selectors import reader_visibility
 from .storyfiles import ITEM_DEFAULTS, SOURCE_KEY, StoryFileError, export_path, parse_story_file, render_story_file
 
@@ -318,6 +318,7 @@ def story_files(
     export (and a git sync's push) writes for it, at `path_of(story)` (a path taken by
     an earlier story gets the `epic/KEY-slug.md` form, then a `-KEY` suffix)."""
     checker = RoundTrip(project)
+    scale = priority_scale(project.settings)
     used: set[str] = set()
     for story in iter_story_dicts(queryset, project.pk, progress=progress, reader=reader):
         path = path_of(story)
@@ -331,6 +332,7 @@ def story_files(
             path,
             imports_as=lambda t, p=path, s=story: checker.same(t, p, s),
             edit_imports_as=lambda t, p=path, s=story: checker.same(t, p, s, source_too=False),
+            priority_scale=scale,
         )
         yield story, path, text
 

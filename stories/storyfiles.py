@@ -21,7 +21,7 @@ import datetime as dt
 import hashlib
 import json
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
@@ -32,6 +32,7 @@ from storyhub.validators import JSON_MAX_DEPTH, json_depth
 
 from . import fields
 from .filestyle import FrontMatter, same_value
+from .models import PRIORITY_BY_WORD, priority_number
 
 SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -367,6 +368,7 @@ def render_story_file(
     *,
     imports_as: Callable[[str], bool],
     edit_imports_as: Callable[[str], bool] | None = None,
+    priority_scale: Mapping[int, int] | None = None,
 ) -> str:
     """The file for `story` (a dict as built by stories.exporter). `imports_as(text)` tells
     whether a candidate text imports back to exactly this story; the original file is
@@ -387,7 +389,7 @@ def render_story_file(
         if candidate is not None and imports_as(candidate):
             return candidate
         if isinstance(source, str) and edit_imports_as is not None:
-            edited = _edited_in_place(story, source, body, edit_imports_as)
+            edited = _edited_in_place(story, source, body, edit_imports_as, priority_scale)
             if edited is not None:
                 return edited
     source = metadata.pop(SOURCE_KEY, None)
@@ -413,18 +415,37 @@ def render_story_file(
     return f"---{newline}{front}---{newline}{body}"
 
 
-def _wanted_values(story: Mapping[str, Any], original_keys: Iterable[str]) -> dict[str, Any]:
+def _wanted_values(
+    story: Mapping[str, Any], original: Mapping[str, Any], scale: Mapping[int, int] | None = None
+) -> dict[str, Any]:
     """Front-matter key -> value the file should say for `story` (with the alias the file
-    used: `tags` for labels), the unmodelled keys (metadata) included."""
+    used: `tags` for labels; a priority the file wrote as a number as a number of the
+    project's `scale`), the unmodelled keys (metadata) included."""
     values = front_matter_values(story)
-    if "tags" in original_keys and "labels" not in original_keys:
+    written = original.get("priority")
+    if (
+        scale
+        and isinstance(written, int)
+        and not isinstance(written, bool)
+        and values.get("priority") in PRIORITY_BY_WORD
+    ):
+        number = priority_number(PRIORITY_BY_WORD[values["priority"]], dict(scale), written)
+        if number is not None:
+            values["priority"] = number
+    if "tags" in original and "labels" not in original:
         values["tags"] = values.pop("labels")
     metadata = {k: v for k, v in (story.get("metadata") or {}).items() if k != SOURCE_KEY}
     values.update(metadata)
     return values
 
 
-def _edited_in_place(story: Mapping[str, Any], source: str, body: str, imports_as: Callable[[str], bool]) -> str | None:
+def _edited_in_place(
+    story: Mapping[str, Any],
+    source: str,
+    body: str,
+    imports_as: Callable[[str], bool],
+    scale: Mapping[int, int] | None = None,
+) -> str | None:
     """The original file with only the changed values rewritten (stories.filestyle), or
     None when that cannot give a file that imports as `story`.
 
@@ -440,7 +461,7 @@ def _edited_in_place(story: Mapping[str, Any], source: str, body: str, imports_a
     if not front.editable:
         return None
     newline = front.newline
-    wanted = _wanted_values(story, original)
+    wanted = _wanted_values(story, original, scale)
     changes = {k: v for k, v in wanted.items() if k in original and not same_value(original[k], v)}
     changes.update({k: v for k, v in wanted.items() if k not in original and _present(v)})
     removed = [k for k in original if k not in wanted]

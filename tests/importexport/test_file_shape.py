@@ -213,3 +213,25 @@ def test_the_edited_export_imports_back_to_the_same_stories(imported, owner, tmp
     after = export_files(imported)["cm-1.md"].decode()
     removed, added = changed_lines(COMMENTED_FILE, after)
     assert removed == ["owner: team-a\n"] and added == ["owner: ''\n"]  # the key stays, emptied
+
+
+NUMERIC_FILE = "---\nid: NP-1\ntitle: Numeric priority\nstatus: draft\npriority: 2\nestimate: 5\n---\n# NP-1: Numeric priority\n"
+
+
+def test_a_numeric_priority_stays_a_number(fresh_project, write_files, owner):
+    project = fresh_project()
+    assert import_stories([write_files({"np.md": NUMERIC_FILE})], project=project, actor=owner).ok
+    edit(owner, project, "NP-1", title="Numeric, retitled")
+    after = export_files(project)["np.md"].decode()
+    assert changed_lines(NUMERIC_FILE, after) == (["title: Numeric priority\n"], ["title: Numeric, retitled\n"])
+    story = Story.objects.get(project=project, key="NP-1")
+    edit(owner, project, "NP-1", priority=services_priority_above(story.priority))
+    removed, added = changed_lines(NUMERIC_FILE, export_files(project)["np.md"].decode())
+    assert "priority: 2\n" in removed and any(line.startswith("priority: ") and line[10:-1].isdigit() for line in added)
+
+
+def services_priority_above(value: int) -> str:
+    from stories.models import PRIORITY_WORDS, Priority
+
+    higher = [p for p in Priority if p > value]
+    return PRIORITY_WORDS[higher[0] if higher else Priority(value)]

@@ -215,7 +215,9 @@ def test_the_edited_export_imports_back_to_the_same_stories(imported, owner, tmp
     assert removed == ["owner: team-a\n"] and added == ["owner: ''\n"]  # the key stays, emptied
 
 
-NUMERIC_FILE = "---\nid: NP-1\ntitle: Numeric priority\nstatus: draft\npriority: 2\nestimate: 5\n---\n# NP-1: Numeric priority\n"
+NUMERIC_FILE = (
+    "---\nid: NP-1\ntitle: Numeric priority\nstatus: draft\npriority: 2\nestimate: 5\n---\n# NP-1: Numeric priority\n"
+)
 
 
 def test_a_numeric_priority_stays_a_number(fresh_project, write_files, owner):

@@ -33,6 +33,7 @@ from . import admin_board, exporter, selectors, services
 from . import fields as story_fields
 from .admin_graph import project_graph
 from .admin_reports import reports_page
+from .admin_workflow import JSON_HELP, PrettyJSONWidget, moves_text, workflow_view
 from .models import (
     Backlog,
     Epic,
@@ -209,9 +210,15 @@ class MemberInline(ProjectInlineMixin, admin.TabularInline):
 
 class StatusInline(ProjectInlineMixin, admin.TabularInline):
     model = Status
-    fields = ("slug", "name", "category", "order", "allowed_transitions")
+    # Transitions are edited as a matrix on the project's Workflow page (admin_workflow).
+    fields = ("slug", "name", "category", "order", "allowed_moves")
+    readonly_fields = ("allowed_moves",)
     extra = 0
     verbose_name_plural = "workflow statuses"
+
+    @admin.display(description="may move to")
+    def allowed_moves(self, obj):
+        return moves_text(obj) if obj.pk else "any status (set on the Workflow page)"
 
     def service_create(self, request, parent, form):
         data = dict(form.cleaned_data)
@@ -262,7 +269,7 @@ class ProjectAdmin(ServiceAdminMixin, ProjectScopedMixin, admin.ModelAdmin):
     change_role = Role.ADMIN
     delete_role = Role.OWNER
     # A repository URL typed without a scheme means https (Django 6.0's default, today).
-    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}, models.JSONField: {"widget": PrettyJSONWidget}}
     list_display = ("slug", "name", "status", "owner", "story_count", "member_count", "updated_at", "graph_link")
     list_filter = ("status",)
     search_fields = ("slug", "name", "description")
@@ -295,6 +302,9 @@ class ProjectAdmin(ServiceAdminMixin, ProjectScopedMixin, admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return ("slug", "created_at", "updated_at") if obj else ("created_at", "updated_at")
+
+    def get_form(self, request, obj=None, **kwargs):
+        return super().get_form(request, obj, help_texts=JSON_HELP, **kwargs)
 
     def has_add_permission(self, request, *args):
         # Anyone on the staff may start a project; they become its owner.
@@ -348,6 +358,11 @@ class ProjectAdmin(ServiceAdminMixin, ProjectScopedMixin, admin.ModelAdmin):
                 name="stories_project_reports",
             ),
             path("<path:object_id>/board/", self.admin_site.admin_view(self.board_view), name="stories_project_board"),
+            path(
+                "<path:object_id>/workflow/",
+                self.admin_site.admin_view(self.workflow_view),
+                name="stories_project_workflow",
+            ),
         ]
         return extra + super().get_urls()
 
@@ -368,6 +383,9 @@ class ProjectAdmin(ServiceAdminMixin, ProjectScopedMixin, admin.ModelAdmin):
             "has_view_permission": True,
         }
         return TemplateResponse(request, "admin/stories/project/board.html", context)
+    def workflow_view(self, request, object_id):
+        return workflow_view(self, request, object_id)
+
 
     def reports_view(self, request, object_id):
         project = self.get_object(request, object_id)
@@ -595,9 +613,8 @@ class StoryAdmin(ServiceAdminMixin, ProjectScopedMixin, admin.ModelAdmin):
         "backlog_slug",
         "epic_slug",
         "owner",
-        "version",
         "updated_at",
-    )
+    )  # (not the version: it only matters to a form that saves, and cost the list its last column at 1,440 px)
     list_display_links = ("key", "title")
     list_filter = (
         ("project", admin.RelatedOnlyFieldListFilter),
@@ -922,12 +939,24 @@ class BacklogAdmin(ServiceAdminMixin, ProjectFieldMixin, ProjectScopedMixin, adm
 @admin.register(Status)
 class StatusAdmin(ServiceAdminMixin, ProjectFieldMixin, ProjectScopedMixin, admin.ModelAdmin):
     add_role = change_role = delete_role = Role.ADMIN
-    list_display = ("slug", "name", "project", "category", "order", "allowed_transitions")
+    list_display = ("slug", "name", "project", "category", "order", "allowed_moves")
     list_filter = ("category", ("project", admin.RelatedOnlyFieldListFilter))
     search_fields = ("slug", "name", "project__slug")
     ordering = ("project__slug", "order", "slug")
     list_select_related = ("project",)
     autocomplete_fields = ("project",)
+
+    @admin.display(description="may move to")
+    def allowed_moves(self, obj):
+        return moves_text(obj)
+
+    def get_exclude(self, request, obj=None):
+        # An existing status's moves are edited in the project's Workflow matrix.
+        return ("allowed_transitions",) if obj else ()
+
+    def get_readonly_fields(self, request, obj=None):
+        base = tuple(super().get_readonly_fields(request, obj))
+        return (*base, "allowed_moves") if obj else base
 
     def get_queryset(self, request):
         return self.scope_queryset(request, super().get_queryset(request))

@@ -384,6 +384,20 @@ class ServiceAdminMixin:
             return HttpResponseRedirect(request.get_full_path())
 
 
+def _labelled_add_fields(formset):
+    """A tabular inline shows its fields' labels once, as column headers, so each field
+    gets an accessible name of its own ("Type, row 2"; axe: label / select-name)."""
+    base = formset.add_fields
+
+    def add_fields(self, form, index):
+        base(self, form, index)
+        row = "new row" if index is None else f"row {index + 1}"
+        for name, field in form.fields.items():
+            field.widget.attrs.setdefault("aria-label", f"{field.label or name}, {row}")
+
+    return add_fields
+
+
 class ServiceInlineMixin:
     """An inline whose rows are written by services. Subclasses implement
     `service_create(request, parent, form)`, `service_update(request, parent, original,
@@ -412,7 +426,7 @@ class ServiceInlineMixin:
 
     def get_formset(self, request, obj=None, **kwargs):
         formset = super().get_formset(request, obj, **kwargs)
-        attrs: dict[str, Any] = {"storyhub_inline": self}
+        attrs: dict[str, Any] = {"storyhub_inline": self, "add_fields": _labelled_add_fields(formset)}
         failed = _shown_refusal.get()
         if failed is not None and failed.prefix is not None:
             attrs["form"] = form_with_service_error(formset.form, failed, main=False)

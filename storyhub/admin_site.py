@@ -24,6 +24,12 @@ class StoryHubAdminSite(admin.AdminSite):
     # There is no public site to "view" at / (the API lives under /api/).
     site_url = None
 
+    def index(self, request, extra_context=None):
+        # The front page is a dashboard of the projects the user can see.
+        from stories.admin_dashboard import dashboard
+
+        return super().index(request, extra_context={**dashboard(user=request.user), **(extra_context or {})})
+
     def autocomplete_view(self, request):
         return LabelledAutocompleteJsonView.as_view(admin_site=self)(request)
 

@@ -383,9 +383,9 @@ class ProjectAdmin(ServiceAdminMixin, ProjectScopedMixin, admin.ModelAdmin):
             "has_view_permission": True,
         }
         return TemplateResponse(request, "admin/stories/project/board.html", context)
+
     def workflow_view(self, request, object_id):
         return workflow_view(self, request, object_id)
-
 
     def reports_view(self, request, object_id):
         project = self.get_object(request, object_id)

@@ -219,6 +219,7 @@ def _pages(base, project, stories):
         "project-list": "/admin/stories/project/",
         "project-page": f"/admin/stories/project/{project.pk}/change/",
         "graph": f"/admin/stories/project/{project.pk}/graph/",
+        "board": f"/admin/stories/project/{project.pk}/board/",
         "workflow": f"/admin/stories/project/{project.pk}/workflow/",
         "reports": f"/admin/stories/project/{project.pk}/reports/",
         "story-list": "/admin/stories/story/",
@@ -234,8 +235,8 @@ def _pages(base, project, stories):
     }
 
 
-# The pages the accessibility proof covers (the board is another module's page).
-AXE_PAGES = {"dashboard", "story-list", "story-page", "graph", "audit-log", "audit-detail", "workflow"}
+# The pages the accessibility proof covers.
+AXE_PAGES = {"dashboard", "board", "story-list", "story-page", "graph", "audit-log", "audit-detail", "workflow"}
 MEASURE_JS = """() => {
   const r = document.querySelector('#changelist .results');
   const f = document.querySelector('#changelist-filter');

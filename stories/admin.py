@@ -609,6 +609,7 @@ class StoryAdmin(ServiceAdminMixin, ProjectScopedMixin, admin.ModelAdmin):
         "title",
         "project_slug",
         "status_name",
+        "readiness",
         "priority_name",
         "backlog_slug",
         "epic_slug",
@@ -620,6 +621,7 @@ class StoryAdmin(ServiceAdminMixin, ProjectScopedMixin, admin.ModelAdmin):
         ("project", admin.RelatedOnlyFieldListFilter),
         ("status__category", titled(admin.ChoicesFieldListFilter, "status category")),
         ("status__slug", titled(VisibleValuesFieldListFilter, "status")),
+        admin_board.ReadinessListFilter,
         "priority",
     )
     search_fields = ("key", "title", "project__slug", "owner", "branch_name")
@@ -655,7 +657,11 @@ class StoryAdmin(ServiceAdminMixin, ProjectScopedMixin, admin.ModelAdmin):
 
     # --- list
     def get_queryset(self, request):
-        return self.scope_queryset(request, super().get_queryset(request))
+        return admin_board.with_readiness(self.scope_queryset(request, super().get_queryset(request)))
+
+    @admin.display(description="ready / blocked")
+    def readiness(self, obj):
+        return admin_board.readiness_label(obj) or "—"
 
     def get_search_results(self, request, queryset, search_term):
         queryset, may_have_duplicates = super().get_search_results(request, queryset, search_term)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib import admin as _admin
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpResponseRedirect, JsonResponse
@@ -177,3 +178,44 @@ def board_post_response(request, project: Project):
     url = reverse("admin:stories_project_board", args=[project.pk])
     query = request.GET.urlencode()
     return HttpResponseRedirect(f"{url}?{query}" if query else url)
+
+
+# --------------------------------------------------------------------------- the story list
+
+
+def with_readiness(queryset):
+    """Stories annotated `is_blocked` (an open `blocks` dependency, hidden ones included:
+    stories.readiness) with one EXISTS per row, in the list's own query."""
+    from django.db.models import Exists, OuterRef
+
+    open_links = StoryDependency.objects.filter(story=OuterRef("pk")).filter(readiness.open_blocker_q())
+    return queryset.annotate(is_blocked=Exists(open_links))
+
+
+def readiness_label(story) -> str:
+    """ "ready", "blocked" or "" for a story annotated by with_readiness."""
+    blocked = bool(getattr(story, "is_blocked", False))
+    if readiness.is_ready(story.status.category, 1 if blocked else 0):
+        return "ready"
+    return "blocked" if blocked and story.status.category not in readiness.CLOSED_CATEGORIES else ""
+
+
+class ReadinessListFilter(_admin.SimpleListFilter):
+    """Ready (unstarted and not blocked: what can start now) / blocked / not blocked."""
+
+    title = "readiness"
+    parameter_name = "readiness"
+
+    def lookups(self, request, model_admin):
+        return [("ready", "ready to start"), ("blocked", "blocked"), ("unblocked", "not blocked")]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value is None:
+            return queryset
+        queryset = with_readiness(queryset)
+        if value == "ready":
+            return queryset.filter(is_blocked=False, status__category=readiness.READY_CATEGORY)
+        if value == "blocked":
+            return queryset.filter(is_blocked=True).exclude(status__category__in=readiness.CLOSED_CATEGORIES)
+        return queryset.filter(is_blocked=False)

@@ -293,7 +293,7 @@ def test_changelist_filters(su_client, story, make_story, owner):
     services.story_transition(actor=owner, story=other, status="done")
     page = su_client.get(CHANGELIST)
     titles = [spec.title for spec in page.context["cl"].filter_specs]
-    assert titles == ["status category", "status", "priority"]  # one project: no project filter
+    assert titles == ["status category", "status", "readiness", "priority"]  # one project: no project filter
     for query, keys in (
         ("status__slug=done", ["INF-002"]),
         ("status__category__exact=backlog", ["INF-001"]),

@@ -457,6 +457,11 @@ class StoryAdminForm(forms.ModelForm):
                     field = self.fields[name]
                     field.queryset = field.queryset.filter(project_id=self.instance.project_id)
                     field.label_from_instance = lambda obj: obj.name
+            if "status" in self.fields and self.instance.status_id:
+                # Only the moves the workflow allows from the current status (and staying).
+                current = self.instance.status
+                allowed = [current.pk, *(s.pk for s in self.fields["status"].queryset if current.allows(s))]
+                self.fields["status"].queryset = self.fields["status"].queryset.filter(pk__in=allowed)
         elif "status" in self.fields:
             self.fields["status"].required = False
             self.fields["status"].help_text = "Leave empty for the project's default status."
@@ -551,7 +556,7 @@ class DependentsInline(DependencyInlineMixin, admin.TabularInline):
 
 class StatusHistoryInline(admin.TabularInline):
     model = StatusHistory
-    fields = ("changed_at", "old_status", "new_status", "changed_by", "notes")
+    fields = ("changed_at_full", "old_status_name", "new_status_name", "changed_by", "notes")
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -560,6 +565,18 @@ class StatusHistoryInline(admin.TabularInline):
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("old_status", "new_status", "changed_by")
+
+    @admin.display(description="changed at")
+    def changed_at_full(self, obj):
+        return obj.changed_at.strftime("%Y-%m-%d %H:%M:%S %Z").strip()
+
+    @admin.display(description="from")
+    def old_status_name(self, obj):
+        return obj.old_status.name if obj.old_status_id else "—"
+
+    @admin.display(description="to")
+    def new_status_name(self, obj):
+        return obj.new_status.name
 
     def has_view_permission(self, request, obj=None):
         return has_role(request, None if obj is None else obj.project_id, Role.VIEWER)

@@ -465,6 +465,15 @@ class StoryAdminForm(forms.ModelForm):
         elif "status" in self.fields:
             self.fields["status"].required = False
             self.fields["status"].help_text = "Leave empty for the project's default status."
+            # Add form opened for a project (?project=<id>, or the project posted): offer
+            # only that project's statuses, backlogs and epics.
+            chosen = self.data.get("project") or self.initial.get("project")
+            if str(chosen or "").isdigit():
+                for name in ("status", "backlog", "epic"):
+                    if name in self.fields:
+                        field = self.fields[name]
+                        field.queryset = field.queryset.filter(project_id=int(chosen))
+                        field.label_from_instance = lambda obj: obj.name
 
 
 class DependencyInlineMixin(ServiceInlineMixin):

@@ -15,3 +15,13 @@ def test_history_names_and_full_times(su_client, project, owner):
     assert "In progress" in history and "Draft" in history
     when = story.status_history.latest("id").changed_at.strftime("%Y-%m-%d %H:%M:%S")
     assert when in history
+
+
+def test_add_form_for_a_project_offers_only_its_statuses(su_client, project, owner):
+    from tests.factories import ProjectFactory
+
+    ProjectFactory(slug="second", actor=owner)
+    page = su_client.get(f"/admin/stories/story/add/?project={project.pk}")
+    offered = page.context["adminform"].form.fields["status"].queryset
+    assert {s.project_id for s in offered} == {project.pk}
+    assert offered.count() == project.statuses.count()

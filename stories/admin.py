@@ -321,9 +321,10 @@ class ProjectAdmin(ServiceAdminMixin, ProjectScopedMixin, admin.ModelAdmin):
     @admin.display(description="graph")
     def graph_link(self, obj):
         return format_html(
-            '<a href="{}">graph</a> · <a href="{}">board</a>',
+            '<a href="{}">graph</a> · <a href="{}">board</a> · <a href="{}">ready</a>',
             reverse("admin:stories_project_graph", args=[obj.pk]),
             reverse("admin:stories_project_board", args=[obj.pk]),
+            reverse("admin:stories_project_ready", args=[obj.pk]),
         )
 
     def service_create(self, request, form):
@@ -358,6 +359,7 @@ class ProjectAdmin(ServiceAdminMixin, ProjectScopedMixin, admin.ModelAdmin):
                 name="stories_project_reports",
             ),
             path("<path:object_id>/board/", self.admin_site.admin_view(self.board_view), name="stories_project_board"),
+            path("<path:object_id>/ready/", self.admin_site.admin_view(self.ready_view), name="stories_project_ready"),
             path(
                 "<path:object_id>/workflow/",
                 self.admin_site.admin_view(self.workflow_view),
@@ -365,6 +367,21 @@ class ProjectAdmin(ServiceAdminMixin, ProjectScopedMixin, admin.ModelAdmin):
             ),
         ]
         return extra + super().get_urls()
+
+    def ready_view(self, request, object_id):
+        """What can start now, in the API's order (stories.admin_board.ready_queue)."""
+        project = self.get_object(request, object_id)
+        if project is None or not self.has_view_permission(request, project):
+            raise Http404("No such project.")
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "original": project,
+            "title": f"Ready to start in {project.name}",
+            "stories": admin_board.ready_queue(project),
+            "has_view_permission": True,
+        }
+        return TemplateResponse(request, "admin/stories/project/ready.html", context)
 
     def board_view(self, request, object_id):
         """The project's board (stories.admin_board); POST is one move from it."""

@@ -196,6 +196,7 @@ def build(db: str, stories: int, projects: int, seed: int = 7, quiet: bool = Fal
                 "body": f"# {key}\n\nGenerated benchmark story.\n",
                 "metadata": json.dumps({"layer": "bench", "market": "global"}),
                 "version": len(PATH_TO[final]) + (0 if PATH_TO[final][0] == "draft" else 1),
+                "rank": None,
                 "source_repo": "",
                 "source_path": "",
                 "source_hash": "",

@@ -20,8 +20,8 @@ from stories import fields
 PAGE_SQL = """
 SELECT s.id, s.key, s.title, p.slug, b.slug, e.slug, st.slug, st.category, s.priority,
        s.estimate, s.points_min, s.points_max, s.branch_name, s.file_path, s.owner, s.author,
-       s.labels, s.created, s.last_updated, s.body, s.metadata, s.version, s.source_repo, s.source_path,
-       s.source_hash, s.created_at, s.updated_at
+       s.labels, s.created, s.last_updated, s.body, s.metadata, s.version, s.rank, s.source_repo,
+       s.source_path, s.source_hash, s.created_at, s.updated_at
   FROM stories s
   JOIN projects p ON p.id = s.project_id
   JOIN statuses st ON st.id = s.status_id
@@ -120,14 +120,15 @@ def floor_rows(project_slug: str, limit: int = 100, user=None, key: str | None =
                 "body": r[19],
                 "metadata": r[20],
                 "version": r[21],
-                "source_repo": r[22],
-                "source_path": r[23],
-                "source_hash": r[24],
+                "rank": r[22],
+                "source_repo": r[23],
+                "source_path": r[24],
+                "source_hash": r[25],
                 "dependencies": dependencies,
                 "blocked": bool(open_blockers),
                 "ready": r[7] == "unstarted" and not open_blockers,
-                "created_at": r[25],
-                "updated_at": r[26],
+                "created_at": r[26],
+                "updated_at": r[27],
             }
         )
     if key is not None:

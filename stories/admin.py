@@ -766,6 +766,7 @@ class StoryAdmin(ServiceAdminMixin, ProjectScopedMixin, admin.ModelAdmin):
                     "fields": [
                         "points_min",
                         "points_max",
+                        "rank",
                         "source_repo",
                         "source_path",
                         "source_hash",
@@ -778,7 +779,16 @@ class StoryAdmin(ServiceAdminMixin, ProjectScopedMixin, admin.ModelAdmin):
         ]
 
     def get_readonly_fields(self, request, obj=None):
-        fixed = ("points_min", "points_max", "source_repo", "source_path", "source_hash", "created_at", "updated_at")
+        fixed = (
+            "points_min",
+            "points_max",
+            "rank",
+            "source_repo",
+            "source_path",
+            "source_hash",
+            "created_at",
+            "updated_at",
+        )
         return ("project", *fixed) if obj else fixed
 
     def formfield_for_dbfield(self, db_field, request, **kwargs):

@@ -132,6 +132,8 @@ STORY_FIELDS: tuple[StoryField, ...] = (
     F("body",            TEXT,      "body",         None,               "body",         True,     (),                 None,  None, True),
     F("metadata",        JSON,      "metadata",     None,               "metadata",     True,     (),                 None,  None, True),
     F("version",         NUMBER,    "version",      None,               None,           False,    (),                 None,  18,   True),
+    # The planner's order (board, ready queue): written only by stories.services.story_rank.
+    F("rank",            NUMBER,    "rank",         None,               None,           False,    (),                 None,  None, True),
     # Where the story's file lives (importer, git sync): set by them, read-only elsewhere.
     F("source_repo",     TEXT,      "source_repo",  None,               None,           False,    (),                 None,  None, True),
     F("source_path",     TEXT,      "source_path",  None,               None,           False,    (),                 None,  None, True),

@@ -139,6 +139,7 @@ def story_list_payload(rows: list[dict], *, reader) -> list[dict]:
                 "body": r["body"],
                 "metadata": _json(r["metadata_json"]),
                 "version": r["version"],
+                "rank": r["rank"],
                 "source_repo": r["source_repo"],
                 "source_path": r["source_path"],
                 "source_hash": r["source_hash"],

@@ -165,6 +165,11 @@ class StorySerializer(serializers.Serializer):
     body = serializers.CharField()
     metadata = serializers.DictField()
     version = serializers.IntegerField()
+    rank = serializers.IntegerField(
+        allow_null=True,
+        help_text="the planner's order within the project (board, ready queue); null = not ranked yet, "
+        "after the ranked stories by key. Set with POST stories/{key}/rank/",
+    )
     source_repo = serializers.CharField(help_text="the repository the story's file came from (import, git sync)")
     source_path = serializers.CharField(help_text="the story's file, relative to its repository")
     source_hash = serializers.CharField(help_text="sha256 of the file as last imported or exported")

@@ -188,6 +188,7 @@ def _story_row(plan: Plan, item: Item, status: Status, now) -> tuple[Any, ...]:
         "body": data.get("body", ""),
         "metadata": data.get("metadata", {}),
         "version": 1,
+        "rank": None,  # unranked: after the ranked ones, by key (STORY_RANK_ORDER)
         "source_repo": item.source[0] if item.source else "",
         "source_path": item.source[1] if item.source else "",
         "source_hash": item.source[2] if item.source else "",

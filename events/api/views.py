@@ -13,7 +13,7 @@ from django.conf import settings
 from django.db import connection
 from django.http import Http404, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, PolymorphicProxySerializer, extend_schema
 from rest_framework import serializers
 from rest_framework import status as http
 from rest_framework.exceptions import PermissionDenied, ValidationError
@@ -28,7 +28,7 @@ from events.models import Delivery, WebhookEndpoint
 from stories import selectors as story_selectors
 from stories.api.permissions import get_project_for, require_role
 from stories.api.renderers import ORJSONRenderer
-from stories.api.serializers import StrictSerializer
+from stories.api.serializers import ErrorSerializer, ServiceUnavailableErrorSerializer, StrictSerializer
 from stories.api.views import validated
 from stories.rules import has_project_role
 
@@ -163,6 +163,17 @@ class _Stream:
             self.close()
 
 
+STREAM_RETRY_AFTER = 5  # seconds, in the header and the body
+
+
+class StreamsBusyErrorSerializer(ErrorSerializer):
+    """503 from the event stream: every stream slot of this server process is taken;
+    retry after `retry_after` seconds (also the Retry-After header)."""
+
+    code = serializers.ChoiceField(choices=["streams_busy"])
+    retry_after = serializers.IntegerField()
+
+
 class EventStreamView(APIView):
     renderer_classes = [ORJSONRenderer, EventStreamRenderer]
 
@@ -176,7 +187,13 @@ class EventStreamView(APIView):
                 OpenApiTypes.STR, description="`id: <seq>`, `event: <type>`, `data: <event JSON>` per event"
             ),
             (503, "application/json"): OpenApiResponse(
-                description="every stream slot of this server process is taken; retry after Retry-After"
+                PolymorphicProxySerializer(
+                    component_name="EventStreamUnavailableError",
+                    serializers=[ServiceUnavailableErrorSerializer, StreamsBusyErrorSerializer],
+                    resource_type_field_name="code",
+                ),
+                description="every stream slot of this server process is taken (streams_busy), or the "
+                "database is unavailable; retry after Retry-After",
             ),
         },
     )
@@ -185,9 +202,14 @@ class EventStreamView(APIView):
         after, project = _after(request), _project(request)
         if not _open_stream():
             return Response(
-                {"code": "streams_busy", "message": "Too many open event streams; retry shortly.", "details": {}},
+                {
+                    "code": "streams_busy",
+                    "message": "Too many open event streams; retry shortly.",
+                    "details": {},
+                    "retry_after": STREAM_RETRY_AFTER,
+                },
                 status=http.HTTP_503_SERVICE_UNAVAILABLE,
-                headers={"Retry-After": "5"},
+                headers={"Retry-After": str(STREAM_RETRY_AFTER)},
             )
         stream = _Stream(request, after, project)
         response = StreamingHttpResponse(stream, content_type="text/event-stream")

@@ -657,8 +657,8 @@ class StoryAdmin(ServiceAdminMixin, ProjectScopedMixin, admin.ModelAdmin):
         "backlog_slug",
         "epic_slug",
         "owner",
-        "updated_at",
-    )  # (not the version: it only matters to a form that saves, and cost the list its last column at 1,440 px)
+    )  # Not the version (it only matters to a form that saves) nor updated_at (the dashboard lists
+    # the latest changes): with the ready / blocked column they cost the list its last column at 1,440 px.
     list_display_links = ("key", "title")
     list_filter = (
         ("project", admin.RelatedOnlyFieldListFilter),

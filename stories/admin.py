@@ -368,73 +368,71 @@ class ProjectAdmin(ServiceAdminMixin, ProjectScopedMixin, admin.ModelAdmin):
         ]
         return extra + super().get_urls()
 
-    def ready_view(self, request, object_id):
-        """What can start now, in the API's order (stories.admin_board.ready_queue)."""
+    def _visible_project(self, request, object_id):
+        """The project of a per-project page: 404 alike for missing and not visible."""
         project = self.get_object(request, object_id)
         if project is None or not self.has_view_permission(request, project):
             raise Http404("No such project.")
+        return project
+
+    def _project_page(self, request, project, template: str, title: str, **extra):
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
             "original": project,
-            "title": f"Ready to start in {project.name}",
-            "stories": admin_board.ready_queue(project),
+            "title": title,
             "has_view_permission": True,
+            **extra,
         }
-        return TemplateResponse(request, "admin/stories/project/ready.html", context)
+        return TemplateResponse(request, f"admin/stories/project/{template}", context)
+
+    def ready_view(self, request, object_id):
+        """What can start now, in the API's order (stories.admin_board.ready_queue)."""
+        project = self._visible_project(request, object_id)
+        return self._project_page(
+            request,
+            project,
+            "ready.html",
+            f"Ready to start in {project.name}",
+            stories=admin_board.ready_queue(project),
+        )
 
     def board_view(self, request, object_id):
         """The project's board (stories.admin_board); POST is one move from it."""
-        project = self.get_object(request, object_id)
-        if project is None or not self.has_view_permission(request, project):
-            raise Http404("No such project.")
+        project = self._visible_project(request, object_id)
         if request.method == "POST":
             return admin_board.board_post_response(request, project)
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.opts,
-            "original": project,
-            "title": f"Board of {project.name}",
-            "board": admin_board.board_context(project, request.user, admin_board.board_filters(request.GET)),
-            "can_move": has_role(request, project.pk, Role.MEMBER),
-            "has_view_permission": True,
-        }
-        return TemplateResponse(request, "admin/stories/project/board.html", context)
+        return self._project_page(
+            request,
+            project,
+            "board.html",
+            f"Board of {project.name}",
+            board=admin_board.board_context(project, request.user, admin_board.board_filters(request.GET)),
+            can_move=has_role(request, project.pk, Role.MEMBER),
+        )
 
     def workflow_view(self, request, object_id):
         return workflow_view(self, request, object_id)
 
     def reports_view(self, request, object_id):
-        project = self.get_object(request, object_id)
-        if project is None:
-            raise Http404("No such project.")
-        if not self.has_view_permission(request, project):
-            raise PermissionDenied
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.opts,
-            "original": project,
-            "title": f"Reports of {project.name}",
-            "has_view_permission": True,
+        project = self._visible_project(request, object_id)
+        return self._project_page(
+            request,
+            project,
+            "reports.html",
+            f"Reports of {project.name}",
             **reports_page(project, request.GET, reader=request.user),
-        }
-        return TemplateResponse(request, "admin/stories/project/reports.html", context)
+        )
 
     def graph_view(self, request, object_id):
-        project = self.get_object(request, object_id)
-        if project is None:
-            raise Http404("No such project.")
-        if not self.has_view_permission(request, project):
-            raise PermissionDenied
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.opts,
-            "original": project,
-            "title": f"Dependency graph of {project.name}",
-            "graph": project_graph(project, reader=request.user),
-            "has_view_permission": True,
-        }
-        return TemplateResponse(request, "admin/stories/project/graph.html", context)
+        project = self._visible_project(request, object_id)
+        return self._project_page(
+            request,
+            project,
+            "graph.html",
+            f"Dependency graph of {project.name}",
+            graph=project_graph(project, reader=request.user),
+        )
 
 
 # --------------------------------------------------------------------------- story and its inlines

@@ -14,6 +14,7 @@ from django.db.models import Count
 from django.http import Http404, StreamingHttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.http import urlencode
 from django.utils.html import format_html
 
 from sessions_app.permissions import search_fields_without_email
@@ -41,6 +42,7 @@ from .models import (
     ProjectDependency,
     ProjectMember,
     Status,
+    StatusCategory,
     StatusHistory,
     Story,
     StoryDependency,
@@ -677,8 +679,35 @@ class StoryAdmin(ServiceAdminMixin, ProjectScopedMixin, admin.ModelAdmin):
     def change_view(self, request, object_id, form_url="", extra_context=None):
         # Links to or from stories the user cannot see are left out of the inlines; say
         # how many, as the placeholder (README "Visibility").
-        extra_context = {**(extra_context or {}), "hidden_links": self.hidden_link_count(request, object_id)}
+        extra_context = {
+            **(extra_context or {}),
+            "hidden_links": self.hidden_link_count(request, object_id),
+            **self.block_links_panel(request, object_id),
+        }
         return super().change_view(request, object_id, form_url, extra_context)
+
+    def block_links_panel(self, request, object_id) -> dict:
+        """The read-only "Blocked by" / "Blocks" panel (stories.selectors.story_block_links:
+        what the user may see, hidden links as placeholders) and the graph centred here."""
+        story = self.get_object(request, object_id) if str(object_id).isdigit() else None
+        if story is None or not self.has_view_permission(request, story):
+            return {}
+        links = selectors.story_block_links(story=story, reader=request.user)
+        for side in links.values():
+            for row in side:
+                if not row["hidden"]:
+                    row["url"] = reverse("admin:stories_story_change", args=[row["id"]])
+                    row["category_label"] = StatusCategory(row["category"]).label
+        graph = reverse("admin:stories_project_graph", args=[story.project_id])
+        return {
+            "block_links": links,
+            "block_sides": [
+                ("blocked_by", links["blocked_by"], "Blocked by (must finish first)", "No blocker."),
+                ("blocks", links["blocks"], "Blocks (waiting for this story)", "No story waits for this one."),
+            ],
+            "block_waiting": sum(1 for row in links["blocked_by"] if row["open"]),
+            "graph_focus_url": f"{graph}?{urlencode({'focus': story.key})}",
+        }
 
     def hidden_link_count(self, request, object_id) -> int:
         if request.user.is_superuser or not str(object_id).isdigit():

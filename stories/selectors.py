@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections import deque
 
 from django.db import connection
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from .models import Project, ProjectMember, Story, StoryDependency
-from .readiness import CLOSED_CATEGORIES, open_blocker_q
+from .readiness import CLOSED_CATEGORIES, is_open_blocker, open_blocker_q
 from .rules import EVERYTHING, HIDDEN_REF, Visibility, is_principal, visibility_for
 
 BLOCKS = StoryDependency.Type.BLOCKS.value
@@ -287,3 +287,46 @@ def story_blocked_list(*, project: Project, reader, limit: int = 100) -> list[tu
     for story_id, target in pairs:
         blockers[story_id].append(refs.get(target, HIDDEN_REF))
     return [(pk, collapse_hidden(sorted(blockers[pk], key=lambda r: (r == HIDDEN_REF, r)))) for pk in ids]
+
+
+def story_block_links(*, story: Story, reader) -> dict[str, list[dict]]:
+    """The story's direct `blocks` links as `reader` may see them, in one query:
+    "blocked_by" (what it waits for) and "blocks" (what waits for it). A visible side is
+    {"id", "ref" ("KEY" in the story's project, "slug:KEY" elsewhere), "title",
+    "status_name", "category", "open"}; a side in a project the reader cannot see is the
+    placeholder {"hidden": True, "open": …}, one per link as in the API's `dependencies`
+    (no key, title, status or project). `open` is the readiness rule's open blocker (for
+    "blocks" rows: whether this story still holds that one up); hidden open blockers
+    count, as everywhere. Visible rows first (by ref), then the placeholders."""
+    seen = reader_visibility(reader)
+    links = (
+        StoryDependency.objects.filter(Q(story_id=story.pk) | Q(depends_on_id=story.pk), type=BLOCKS)
+        .select_related("story__project", "story__status", "depends_on__project", "depends_on__status")
+        .order_by("id")
+    )
+    out: dict[str, list[dict]] = {"blocked_by": [], "blocks": []}
+    for link in links:
+        waits_for_other = link.story_id == story.pk
+        other = link.depends_on if waits_for_other else link.story
+        blocker = link.depends_on
+        is_open = is_open_blocker(link.type, blocker.status.category)
+        side = out["blocked_by" if waits_for_other else "blocks"]
+        if not seen.sees(other.project_id):
+            side.append({"hidden": True, "open": is_open})
+            continue
+        side.append(
+            {
+                "hidden": False,
+                "id": other.pk,
+                "ref": story_ref(
+                    key=other.key, project_id=other.project_id, slug=other.project.slug, relative_to=story.project
+                ),
+                "title": other.title,
+                "status_name": other.status.name,
+                "category": other.status.category,
+                "open": is_open,
+            }
+        )
+    for side in out.values():
+        side.sort(key=lambda row: (row["hidden"], row.get("ref", "")))
+    return out

@@ -14,8 +14,8 @@ from django.db.models import Count
 from django.http import Http404, StreamingHttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.http import urlencode
 from django.utils.html import format_html
+from django.utils.http import urlencode
 
 from sessions_app.permissions import search_fields_without_email
 from storyhub.admin_base import (

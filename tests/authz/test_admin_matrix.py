@@ -21,7 +21,9 @@ The rules, per page and principal (`_rules`):
 Then writes: a view-only principal posting any change form (as the superuser's page
 would post it, text fields changed) or delete confirmation changes nothing; staff cannot
 mint or revoke another user's API key; the export action on B's stories and saving B's
-story page neither show nor drop A's links.
+story page neither show nor drop A's links; the board's POSTs (a move, a reorder), as JSON
+and as a form, answer 404 on hidden A's board, 403 to B's viewer, change nothing when
+refused and name no story of A (nor reach one from B's board).
 """
 
 from __future__ import annotations
@@ -403,3 +405,86 @@ def test_view_only_staff_cannot_write_through_the_admin(world, page, principal):
     response = client.post(url_of(world, page, user), data)
     assert response.status_code < 500
     assert model._default_manager.filter(pk=obj.pk).values().first() == before, f"{principal} changed {obj!r}"
+
+
+# --------------------------------------------------------------------------- the board's writes (POST)
+
+# The board's two writes (stories.admin_board.board_move): a drag to another column and a
+# reorder. Expected status per principal and side: A is hidden (404 before any story is
+# read), B's viewer may look but not move (403), the staff without a role see no B (404).
+BOARD_EXPECTED = {
+    ("superuser", A): 200,
+    ("superuser", B): 200,
+    ("member-of-B", A): 404,
+    ("member-of-B", B): 200,
+    ("viewer-of-B", A): 404,
+    ("viewer-of-B", B): 403,
+    ("staff-view-only", A): 404,
+    ("staff-view-only", B): 404,
+}
+
+
+def _board_post(world, side: str, op: str) -> tuple[str, dict, object]:
+    from stories.models import Story
+
+    project = world.objects["stories.project"][side]
+    story = Story.objects.get(project=project, key=world.sides[side].key)
+    data = {"key": story.key, "version": story.version}
+    data.update({"status": "backlog"} if op == "move" else {"after": world.sides[side].free_key})
+    return ADMIN + f"stories/project/{project.pk}/board/", data, story
+
+
+def _story_row(story) -> dict:
+    return type(story)._default_manager.filter(pk=story.pk).values("status_id", "rank", "version").first()
+
+
+@pytest.mark.parametrize("op", ["move", "rank"])
+@pytest.mark.parametrize(("principal", "side"), list(BOARD_EXPECTED))
+@pytest.mark.parametrize("accept", ["application/json", "text/html"])
+def test_board_posts(world, logged_in, principal, side, op, accept):
+    """A board POST (JSON for the script, a form post without it) as each principal on
+    B's board and hidden A's: refused ones change nothing and name no story of A."""
+    url, data, story = _board_post(world, side, op)
+    before = _story_row(story)
+    response = logged_in[principal].post(url, data, HTTP_ACCEPT=accept)
+    expected = BOARD_EXPECTED[(principal, side)]
+    text = response.content.decode("utf-8", "replace").lower()
+    if accept == "text/html" and expected in (200, 403):
+        # Without JSON the board answers with a redirect back to itself and a message.
+        assert response.status_code == 302 and response["Location"].startswith(url), response.status_code
+    else:
+        assert response.status_code == expected, f"{op} {url} as {principal}: {response.status_code} {text[:300]}"
+    if expected == 200:
+        assert _story_row(story) != before, f"{op} as {principal} changed nothing"
+    else:
+        assert _story_row(story) == before, f"{op} as {principal} ({response.status_code}) changed {story.key}"
+    if principal != "superuser":
+        assert MARKER not in text, f"{op} {url} as {principal}: {_around(text)}"
+    if expected in (403, 404) and accept == "application/json":
+        body = response.json() if expected == 403 else {}
+        assert set(body) <= {"ok", "message"}, f"a refused {op} tells more than why: {body}"
+
+
+@pytest.mark.parametrize("op", ["move", "rank"])
+def test_b_board_does_not_reach_a_story_of_a(world, logged_in, op):
+    """Naming A's story (or A's story as the rank anchor) on B's board answers like a key
+    that does not exist, and changes nothing."""
+    from stories.models import Story
+
+    url, data, b_story = _board_post(world, B, op)
+    a_story = Story.objects.get(project=world.objects["stories.project"][A], key=world.sides[A].key)
+    before = (_story_row(a_story), _story_row(b_story))
+    client = logged_in["member-of-B"]
+    if op == "move":
+        hidden, missing = {**data, "key": a_story.key}, {**data, "key": "NOPE-404"}
+    else:
+        hidden, missing = {**data, "after": a_story.key}, {**data, "after": "NOPE-404"}
+    answers = []
+    for posted in (hidden, missing):
+        response = client.post(url, posted, HTTP_ACCEPT="application/json")
+        body = response.json()
+        body["message"] = body["message"].replace(a_story.key, "NOPE-404")
+        answers.append((response.status_code, body))
+    assert answers[0] == answers[1], answers
+    assert answers[0][0] in (404, 409)
+    assert (_story_row(a_story), _story_row(b_story)) == before

@@ -11,7 +11,7 @@ from django.contrib.admin.widgets import AutocompleteSelect, RelatedFieldWidgetW
 from django.core.exceptions import PermissionDenied
 from django.db import models, transaction
 from django.db.models import Count
-from django.http import Http404, StreamingHttpResponse
+from django.http import Http404, JsonResponse, StreamingHttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
@@ -363,6 +363,11 @@ class ProjectAdmin(ServiceAdminMixin, ProjectScopedMixin, admin.ModelAdmin):
             path("<path:object_id>/board/", self.admin_site.admin_view(self.board_view), name="stories_project_board"),
             path("<path:object_id>/ready/", self.admin_site.admin_view(self.ready_view), name="stories_project_ready"),
             path(
+                "<path:object_id>/story-choices/",
+                self.admin_site.admin_view(self.story_choices_view),
+                name="stories_project_story_choices",
+            ),
+            path(
                 "<path:object_id>/workflow/",
                 self.admin_site.admin_view(self.workflow_view),
                 name="stories_project_workflow",
@@ -398,6 +403,15 @@ class ProjectAdmin(ServiceAdminMixin, ProjectScopedMixin, admin.ModelAdmin):
             f"Ready to start in {project.name}",
             stories=admin_board.ready_queue(project),
         )
+
+    def story_choices_view(self, request, object_id):
+        """JSON for the story add form's script (storyhub/story_add.js): the statuses,
+        backlogs and epics a new story of this project may take, as the form offers them
+        (StoryAdminForm, project_choices). 404 like every project page; members only."""
+        project = self._visible_project(request, object_id)
+        if not has_role(request, project.pk, Role.MEMBER):
+            raise PermissionDenied
+        return JsonResponse(project_choices(project.pk))
 
     def board_view(self, request, object_id):
         """The project's board (stories.admin_board); POST is one move from it."""
@@ -438,6 +452,25 @@ class ProjectAdmin(ServiceAdminMixin, ProjectScopedMixin, admin.ModelAdmin):
 
 
 # --------------------------------------------------------------------------- story and its inlines
+
+
+# The story fields whose choices belong to one project: the add form narrows them to the
+# chosen project (on the server, StoryAdminForm; live in the page, storyhub/story_add.js
+# reading project_choices through the project's story-choices URL).
+PROJECT_CHOICE_FIELDS = ("status", "backlog", "epic")
+
+
+def project_choices(project_id: int) -> dict[str, list[dict]]:
+    """field → [{"id", "name"}] of a project's statuses, backlogs and epics, in the
+    order and with the labels the story form shows them (three queries)."""
+    models_of = {"status": Status, "backlog": Backlog, "epic": Epic}
+    return {
+        name: [
+            {"id": pk, "name": label}
+            for pk, label in models_of[name].objects.filter(project_id=project_id).values_list("pk", "name")
+        ]
+        for name in PROJECT_CHOICE_FIELDS
+    }
 
 
 class StoryAdminForm(forms.ModelForm):
@@ -486,7 +519,7 @@ class StoryAdminForm(forms.ModelForm):
             # only that project's statuses, backlogs and epics.
             chosen = self.data.get("project") or self.initial.get("project")
             if str(chosen or "").isdigit():
-                for name in ("status", "backlog", "epic"):
+                for name in PROJECT_CHOICE_FIELDS:
                     if name in self.fields:
                         field = self.fields[name]
                         field.queryset = field.queryset.filter(project_id=int(chosen))

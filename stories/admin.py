@@ -1310,4 +1310,5 @@ class StatusHistoryAdmin(ReadOnlyAdminMixin, ProjectScopedMixin, admin.ModelAdmi
         return format_html('<a href="{}">{}:{}</a>', url, obj.story.project.slug, obj.story.key)
 
 
-from . import admin_sync  # noqa: E402,F401 - registers the git sync pages
+# Registered by importing them: the git sync pages, the import report and its conflicts.
+from . import admin_imports, admin_sync  # noqa: E402,F401

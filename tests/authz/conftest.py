@@ -311,6 +311,7 @@ def _admin_objects(a: dict, b: dict, alice, b_to_a, b_to_c) -> dict[str, dict[st
             B: StatusHistory.objects.filter(story=b1).order_by("id").first(),
         },
         **_sync_objects(pa, pb, a1, b1),
+        **_import_objects(pa, pb),
         "audit.auditlog": {A: audit_a, B: audit_b},
         "auth.user": {A: alice, B: b["extra"]},
         "auth.group": {A: Group.objects.create(name=f"{MARKER}-group"), B: Group.objects.create(name="b-group")},
@@ -343,6 +344,31 @@ def _sync_objects(pa, pb, a1, b1) -> dict[str, dict[str, object]]:
         "stories.synclink": {A: links[A][0], B: links[B][0]},
         "stories.syncconflict": {A: links[A][1], B: links[B][1]},
     }
+
+
+def _import_objects(pa, pb) -> dict[str, dict[str, object]]:
+    """An import run per project from a temp tree whose two files share one new id, so
+    each run has a created file and a parked (open) conflict; A's paths and text carry
+    MARKER."""
+    import tempfile
+    from pathlib import Path
+
+    from stories.importer import import_stories
+    from stories.models import ImportConflict
+
+    objects: dict[str, dict[str, object]] = {"stories.importrun": {}, "stories.importconflict": {}}
+    for side, project in ((A, pa), (B, pb)):
+        name = MARKER if side == A else "b"
+        key = f"{name.upper()}-IMP"
+        root = Path(tempfile.mkdtemp(prefix="authz-import-")) / f"{name}-plans"
+        root.mkdir()
+        for n in (1, 2):
+            text = f"---\nid: {key}\ntitle: {name} imported {n}\n---\n{name} body {n}\n"
+            (root / f"{name}-{n}.md").write_text(text, encoding="utf-8")
+        report = import_stories([root], project=project, actor=None)
+        objects["stories.importrun"][side] = project.import_runs.get(pk=report.run_id)
+        objects["stories.importconflict"][side] = ImportConflict.objects.get(project=project, state="open")
+    return objects
 
 
 def _login_attempts(*usernames: str) -> dict[str, dict[str, object]]:

@@ -488,3 +488,78 @@ def test_b_board_does_not_reach_a_story_of_a(world, logged_in, op):
     assert answers[0] == answers[1], answers
     assert answers[0][0] in (404, 409)
     assert (_story_row(a_story), _story_row(b_story)) == before
+
+
+# --------------------------------------------------------------------------- import conflict resolution (POST)
+
+RESOLUTIONS = {
+    "keep": {"resolution": "keep"},
+    "win": {"resolution": "win"},
+    "rekey": {"resolution": "rekey", "new_key": "NEW-KEY-1"},
+}
+
+
+def _resolve_url(conflict) -> str:
+    return ADMIN + f"stories/importconflict/{conflict.pk}/resolve/"
+
+
+def _resolution_rows(conflict) -> tuple:
+    from audit.models import AuditLog
+    from stories.models import ImportConflict
+
+    state = ImportConflict.objects.get(pk=conflict.pk).state
+    audited = AuditLog.objects.filter(action="import_conflict.resolved", entity_id=str(conflict.pk)).count()
+    return state, audited
+
+
+@pytest.mark.parametrize("how", list(RESOLUTIONS))
+@pytest.mark.parametrize("principal", ["staff-view-only", "viewer-of-B", "member-of-B"])
+def test_resolving_a_conflict_of_a_is_a_404_and_changes_nothing(world, logged_in, principal, how):
+    """Hidden like missing: A's conflict answers 404 to the resolution POST, nothing is
+    resolved or audited, and the answer does not name A."""
+    conflict = world.objects["stories.importconflict"][A]
+    before = _resolution_rows(conflict)
+    response = logged_in[principal].post(_resolve_url(conflict), RESOLUTIONS[how], follow=True)
+    assert response.status_code == 404, response.status_code
+    assert _resolution_rows(conflict) == before == ("open", 0)
+    assert MARKER not in response.content.decode().lower(), _around(response.content.decode().lower())
+
+
+@pytest.mark.parametrize("how", list(RESOLUTIONS))
+def test_a_viewer_of_b_cannot_resolve_b_conflicts(world, logged_in, how):
+    """The viewer sees B's conflict but the resolution needs the role that changes
+    stories: refused with the service's reason as a message, nothing written."""
+    conflict = world.objects["stories.importconflict"][B]
+    response = logged_in["viewer-of-B"].post(_resolve_url(conflict), RESOLUTIONS[how], follow=True)
+    assert response.status_code == 200, response.status_code
+    assert _resolution_rows(conflict) == ("open", 0)
+    text = response.content.decode()
+    assert "not resolved" in text and MARKER not in text.lower()
+    assert 'value="keep"' not in text  # and the page offers no resolution to a viewer
+
+
+@pytest.mark.parametrize("how", list(RESOLUTIONS))
+def test_a_member_of_b_resolves_b_conflicts_and_sees_nothing_of_a(world, logged_in, how):
+    conflict = world.objects["stories.importconflict"][B]
+    response = logged_in["member-of-B"].post(_resolve_url(conflict), RESOLUTIONS[how], follow=True)
+    assert response.status_code == 200, response.status_code
+    state, audited = _resolution_rows(conflict)
+    assert (state, audited) == ({"keep": "kept_existing", "win": "parked_won", "rekey": "rekeyed"}[how], 1)
+    assert MARKER not in response.content.decode().lower(), _around(response.content.decode().lower())
+
+
+def test_the_resolution_post_needs_the_csrf_token(world):
+    """The admin's CSRF protection covers the resolution endpoint."""
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(world.users["superuser"])
+    conflict = world.objects["stories.importconflict"][B]
+    response = client.post(_resolve_url(conflict), RESOLUTIONS["keep"])
+    assert response.status_code == 403
+    assert _resolution_rows(conflict) == ("open", 0)
+
+
+def test_the_superuser_resolves_a_conflict_of_a(world, logged_in):
+    conflict = world.objects["stories.importconflict"][A]
+    response = logged_in["superuser"].post(_resolve_url(conflict), RESOLUTIONS["rekey"], follow=True)
+    assert response.status_code == 200
+    assert _resolution_rows(conflict) == ("rekeyed", 1)

@@ -252,7 +252,7 @@ def build(db: str, stories: int, projects: int, seed: int = 7, quiet: bool = Fal
         row = dict.fromkeys(story_columns, "")  # the text columns empty
         row |= {"id": chain_id, "project_id": chain.pk, "key": key, "title": f"Chain {key}", "status_id": chain_ready}
         row |= {"backlog_id": None, "epic_id": None, "priority": 2, "points_min": None, "points_max": None}
-        row |= {"labels": "[]", "created": None, "last_updated": None, "metadata": "{}", "version": 1}
+        row |= {"labels": "[]", "created": None, "last_updated": None, "metadata": "{}", "version": 1, "rank": None}
         row |= {"created_at": now, "updated_at": now}
         chain_rows.append(tuple(row[column] for column in story_columns))
         chain_deps += [(chain_id, chain_id - k, "blocks", "", now) for k in (1, 2) if i - k >= 0]

@@ -57,6 +57,8 @@ def park_all(
     for start in range(0, len(paths), 900):
         for conflict in ImportConflict.objects.filter(project=project, source_path__in=paths[start : start + 900]):
             known.setdefault((conflict.source_repo, conflict.source_path), []).append(conflict)
+    new: list[tuple[FileResult, ImportConflict]] = []
+    reused: list[tuple[FileResult, ImportConflict]] = []
     for result in parked:
         same = known.get((result.repo, result.source_path), [])
         match = next((c for c in same if c.content_hash == result.content_hash and c.state != State.REKEYED), None)
@@ -73,14 +75,26 @@ def park_all(
                 content=_text(result),
                 content_hash=result.content_hash,
             )
+            new.append((result, match))
+        else:
+            reused.append((result, match))
         match.run, match.file = run, None
         match.kind, match.key, match.other_key = result.conflict_kind or "", result.key or "", result.other_key
         match.story_id = story_ids.get(result.key or "")
         match.story_source_path = (result.conflict_with or "")[:1000]
         match.message = result.reason or ""
-        match.full_clean(exclude=["run", "file", "story", "content"])
-        match.save()
+        # The fields' own checks (lengths, choices); the foreign keys are this run's own
+        # rows, so no query per conflict (the choices' check constraints hold in the database).
+        match.clean_fields(exclude=_NOT_CHECKED)
+    # One batched insert for the new conflicts and one update for the reused ones.
+    ImportConflict.objects.bulk_create([m for _, m in new], batch_size=500)
+    ImportConflict.objects.bulk_update([m for _, m in reused], _PARKED_FIELDS, batch_size=500)
+    for result, match in new + reused:
         result.conflict_id = match.pk
+
+
+_NOT_CHECKED = ["project", "run", "file", "story", "content", "resolved_by", "resolved_story"]
+_PARKED_FIELDS = ["run", "file", "kind", "key", "other_key", "story", "story_source_path", "message"]
 
 
 # --------------------------------------------------------------------------- resolving

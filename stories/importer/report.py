@@ -8,6 +8,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.db.models import BigIntegerField, Case, Value, When
 from django.utils import timezone
 
 from storyhub.fastinsert import insert_rows
@@ -132,6 +133,16 @@ _FILE_COLUMNS = (
 )
 
 
+def _set_ids(queryset, column: str, values: dict[int, int]) -> None:
+    """Set `column` of the rows with the given primary keys to their value, in one
+    UPDATE per 400 rows (CASE on the primary key)."""
+    pks = sorted(values)
+    for start in range(0, len(pks), 400):
+        chunk = pks[start : start + 400]
+        whens = [When(pk=pk, then=Value(values[pk])) for pk in chunk]
+        queryset.filter(pk__in=chunk).update(**{column: Case(*whens, output_field=BigIntegerField())})
+
+
 def run_finish(run: ImportRun, report: ImportReport) -> None:
     """Write the report's file rows (batched), link the root causes and the parked
     conflicts to them, and mark the run finished."""
@@ -155,12 +166,11 @@ def run_finish(run: ImportRun, report: ImportReport) -> None:
     ids = insert_rows(ImportFile, _FILE_COLUMNS, rows, with_ids=True) or []
     for result, pk in zip(report.files, ids, strict=True):
         result.row_id = pk
-    caused = [(f.row_id, f.caused_by.row_id) for f in report.files if f.caused_by is not None]
-    for row_id, cause_id in caused:
-        ImportFile.objects.filter(pk=row_id).update(caused_by_id=cause_id)
-    for result in report.files:
-        if result.conflict_id is not None:
-            ImportConflict.objects.filter(pk=result.conflict_id, file__isnull=True).update(file_id=result.row_id)
+    # The root causes and the parked conflicts' files, one UPDATE each (per 400 rows).
+    caused = {f.row_id: f.caused_by.row_id for f in report.files if f.caused_by is not None}
+    _set_ids(ImportFile.objects.all(), "caused_by_id", caused)
+    parked = {f.conflict_id: f.row_id for f in report.files if f.conflict_id is not None}
+    _set_ids(ImportConflict.objects.filter(file__isnull=True), "file_id", parked)
     run.state, run.counts, run.finished_at = ImportRun.State.FINISHED, report.counts(), timezone.now()
     run.save(update_fields=["state", "counts", "finished_at"])
     report.run_id = run.pk

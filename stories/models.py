@@ -379,8 +379,10 @@ class StoryDependency(models.Model):
             _choices_check("type", DependencyType.choices, "story_dependencies_type_valid"),
         ]
         indexes = [
-            models.Index(fields=["depends_on", "type"], name="story_deps_depends_on_idx"),
-            models.Index(fields=["story", "type"], name="story_deps_story_idx"),
+            # Covering on PostgreSQL (INCLUDE the other side): a story's links in either
+            # direction from the index alone (the cross-project report, the graph walks).
+            models.Index(fields=["depends_on", "type"], include=["story"], name="story_deps_on_cover_idx"),
+            models.Index(fields=["story", "type"], include=["depends_on"], name="story_deps_story_cover_idx"),
         ]
 
     def __str__(self) -> str:

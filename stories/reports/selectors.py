@@ -309,8 +309,10 @@ _SLUG = Project._meta.get_field("slug").column
 
 # The cross-project `blocks` links of one project with both sides, reached from its own
 # stories `s` through the link indexes (`o` is the other side). PostgreSQL gets a LATERAL
-# probe per story (OFFSET 0 keeps it one): as a plain join the planner hash-joined full
-# scans of the links and the stories (490 ms on the 100k dataset, for a handful of rows).
+# probe per story (OFFSET 0 keeps it one) into the links' covering indexes: as a plain
+# join the planner hash-joined full scans of the links and the stories (490 ms on the 100k
+# dataset, for a handful of rows). (A hashed `NOT IN` this project's stories instead of
+# the other side's project: priced so high that the planner scanned every story.)
 _CROSS = {
     "postgresql": (
         "SELECT %s, s.{pk}, s.{key}, s.{title}, s.{project}, sp.{slug}, ss.{category},"

@@ -235,8 +235,48 @@ def _pages(base, project, stories):
     }
 
 
+def _import_and_sync_pages(user, project, root: Path) -> dict[str, str]:
+    """An import of a messy tree (created, failed, excluded files and two parked conflicts)
+    and a git sync link with a conflict; the pages of both."""
+    from dulwich.repo import Repo
+
+    from stories.importer import import_stories
+    from stories.models import ImportConflict, Story, SyncConflict
+    from stories.sync.links import sync_link_set
+    from tests.admin.test_import_admin import write_repo
+    from tests.importexport.test_messy_repos import ROOTS
+
+    repo = write_repo(root / "planning-repository-with-a-long-name")
+    run_id = import_stories([repo / r for r in ROOTS], project=project, actor=user).run_id
+    parked = ImportConflict.objects.get(project=project, kind="duplicate_key")
+    bare = root / "remote.git"
+    Repo.init_bare(str(bare), mkdir=True).close()
+    link = sync_link_set(actor=user, project=project, data={"repository": str(bare), "folders": ["backlog", "staging"]})
+    story = Story.objects.get(project=project, key="S02")
+    conflict = SyncConflict.objects.create(
+        link=link,
+        story=story,
+        key=story.key,
+        path="backlog/S02.md",
+        remote_commit="a" * 40,
+        local_content="---\nid: S02\ntitle: Feeds, as edited in StoryHub with a title long enough to wrap\n---\nBody.\n",
+        remote_content="---\nid: S02\ntitle: Feeds, as edited in git by someone else at the same time\n---\nBody.\n",
+    )
+    return {
+        "import-runs": "/admin/stories/importrun/",
+        "import-run": f"/admin/stories/importrun/{run_id}/change/",
+        "import-conflicts": "/admin/stories/importconflict/",
+        "import-conflict": f"/admin/stories/importconflict/{parked.pk}/change/",
+        "sync-links": "/admin/stories/synclink/",
+        "sync-link": f"/admin/stories/synclink/{link.pk}/change/",
+        "sync-conflicts": "/admin/stories/syncconflict/",
+        "sync-conflict": f"/admin/stories/syncconflict/{conflict.pk}/change/",
+    }
+
+
 # The pages the accessibility proof covers.
 AXE_PAGES = {"dashboard", "board", "story-list", "story-page", "graph", "audit-log", "audit-detail", "workflow"}
+AXE_PAGES |= {"import-runs", "import-run", "import-conflicts", "import-conflict", "sync-links", "sync-conflict"}
 MEASURE_JS = """() => {
   const r = document.querySelector('#changelist .results');
   const f = document.querySelector('#changelist-filter');
@@ -247,11 +287,11 @@ MEASURE_JS = """() => {
 
 
 @pytest.mark.django_db(transaction=True)
-def test_every_page_at_1440_and_390_and_accessible(page, live_server, django_user_model):
+def test_every_page_at_1440_and_390_and_accessible(page, live_server, django_user_model, tmp_path):
     user = django_user_model.objects.create_superuser("console", "console@example.com", PASSWORD)
     project, stories = _console_data(user)
     login(page, live_server.url, "console")
-    pages = _pages(live_server.url, project, stories)
+    pages = {**_pages(live_server.url, project, stories), **_import_and_sync_pages(user, project, tmp_path)}
     measured = {}
     for viewport, width in ((WIDE, 1440), (NARROW, 390)):
         page.set_viewport_size(viewport)
@@ -268,3 +308,56 @@ def test_every_page_at_1440_and_390_and_accessible(page, live_server, django_use
     assert not cut, cut
     # At 390 px the story list's filters come before its rows, not thousands of pixels down.
     assert measured[("story-list", 390)]["filterTop"] < 900, measured[("story-list", 390)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_resolve_an_import_conflict_in_chromium(page, live_server, django_user_model, tmp_path):
+    """A member opens a parked file's conflict from the import report, sees both versions,
+    is told why a taken key is refused, then imports the file under a new key."""
+    from audit.models import AuditLog
+    from stories.importer import import_stories
+    from stories.models import ImportConflict, Story
+    from tests.admin.test_import_admin import write_repo
+    from tests.factories import MemberFactory, ProjectFactory, UserFactory
+    from tests.importexport.test_messy_repos import FILES, ROOTS
+
+    owner = UserFactory(username="imp-owner")
+    project = ProjectFactory(slug="imports", name="Imports", actor=owner)
+    member = django_user_model.objects.create_user("imp-member", "m@example.com", PASSWORD, is_staff=True)
+    MemberFactory(project=project, user=member, role="member", actor=owner)
+    repo = write_repo(tmp_path / "planning")
+    run_id = import_stories([repo / r for r in ROOTS], project=project, actor=owner).run_id
+    parked = ImportConflict.objects.get(project=project, kind="duplicate_key")
+    login(page, live_server.url, "imp-member")
+
+    page.goto(f"{live_server.url}/admin/stories/importrun/{run_id}/change/?outcome=conflict")
+    assert page.locator("#import-files tbody tr").count() == 2
+    page.get_by_role("link", name=f"conflict #{parked.pk}").click()
+    page.wait_for_load_state("load")
+    assert "Sign in (refined)" in page.locator("#parked-version").inner_text()
+    assert "title: Sign in\n" in page.locator("#existing-version").inner_text() + "\n"
+    assert page.locator("#parked-version").inner_text().strip() == FILES["refinements/S01-refined.md"].strip()
+    assert_accessible(page)
+
+    page.fill("#id_new_key", "S02")  # taken
+    page.get_by_role("button", name="Import under the new key").click()
+    page.wait_for_load_state("load")
+    error = page.locator(".messagelist .error").inner_text()
+    assert "not resolved" in error and "S02 exists already" in error
+    assert page.input_value("#id_new_key") == "S02"
+    assert page.get_attribute("#conflict-state", "data-state") == "open"
+
+    page.fill("#id_new_key", "S01-R")
+    page.get_by_role("button", name="Import under the new key").click()
+    page.wait_for_load_state("load")
+    assert "imported under the new key (S01-R)" in page.locator(".messagelist .success").inner_text()
+    assert page.get_attribute("#conflict-state", "data-state") == "rekeyed"
+    assert page.locator("button[name=resolution]").count() == 0
+    page.screenshot(path=str(ARTIFACTS / "import-conflict-resolved-1440.png"), full_page=True)
+    story = Story.objects.get(project=project, key="S01-R")
+    assert (story.title, story.source_path) == ("Sign in (refined)", "refinements/S01-refined.md")
+    rows = AuditLog.objects.filter(action="import_conflict.resolved", entity_id=str(parked.pk))
+    assert [r.user_id for r in rows] == [member.pk]
+    page.set_viewport_size(NARROW)
+    page.reload()
+    assert overflow(page) <= 0

@@ -14,7 +14,7 @@ from django.db.models import Count
 from django.http import Http404, JsonResponse, StreamingHttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 
 from sessions_app.permissions import search_fields_without_email
@@ -34,7 +34,17 @@ from . import admin_board, exporter, selectors, services
 from . import fields as story_fields
 from .admin_graph import project_graph
 from .admin_reports import reports_page
-from .admin_workflow import JSON_HELP, PrettyJSONWidget, moves_text, workflow_view
+from .admin_workflow import (
+    JSON_HELP,
+    PrettyJSONWidget,
+    ProjectSettingsForm,
+    StatusMovesForm,
+    moves_change,
+    moves_text,
+    settings_fields,
+    settings_summary,
+    workflow_view,
+)
 from .models import (
     Backlog,
     Epic,
@@ -279,19 +289,10 @@ class ProjectAdmin(ServiceAdminMixin, ProjectScopedMixin, admin.ModelAdmin):
     list_select_related = ("owner",)
     autocomplete_fields = ("owner",)
     inlines = (MemberInline, StatusInline, BacklogInline)
-    fields = (
-        "slug",
-        "name",
-        "description",
-        "status",
-        "owner",
-        "repository_url",
-        "submodule_path",
-        "metadata",
-        "settings",
-        "created_at",
-        "updated_at",
-    )
+    # The settings JSON is edited as one field per setting StoryHub reads (admin_workflow,
+    # from the schema in stories.project_settings); read-only pages list them.
+    form = ProjectSettingsForm
+    base_fields = ("slug", "name", "description", "status", "owner", "repository_url", "submodule_path", "metadata")
     change_form_template = "admin/stories/project/change_form.html"
 
     def get_queryset(self, request):
@@ -302,8 +303,19 @@ class ProjectAdmin(ServiceAdminMixin, ProjectScopedMixin, admin.ModelAdmin):
         )
         return self.scope_queryset(request, qs)
 
+    def get_fields(self, request, obj=None):
+        may_write = self.has_change_permission(request, obj) if obj else self.has_add_permission(request)
+        settings = settings_fields() if may_write else ["settings_list"]
+        return [*self.base_fields, *settings, "created_at", "updated_at"]
+
     def get_readonly_fields(self, request, obj=None):
-        return ("slug", "created_at", "updated_at") if obj else ("created_at", "updated_at")
+        fixed = ("created_at", "updated_at", "settings_list")
+        return ("slug", *fixed) if obj else fixed
+
+    @admin.display(description="settings")
+    def settings_list(self, obj):
+        rows = settings_summary(obj) if obj else []
+        return format_html_join("\n", "<div>{}: {}</div>", rows) or "—"
 
     def get_form(self, request, obj=None, **kwargs):
         return super().get_form(request, obj, help_texts=JSON_HELP, **kwargs)
@@ -334,9 +346,10 @@ class ProjectAdmin(ServiceAdminMixin, ProjectScopedMixin, admin.ModelAdmin):
         return services.project_create(actor=request.user, **data)
 
     def service_update(self, request, original, form):
-        return services.project_update(
-            actor=request.user, project=original, data=changed_values(form, set(services.PROJECT_FIELDS) - {"slug"})
-        )
+        data = changed_values(form, set(services.PROJECT_FIELDS) - {"slug"})
+        if form.cleaned_data.get("settings", original.settings) != original.settings:
+            data["settings"] = form.cleaned_data["settings"]
+        return services.project_update(actor=request.user, project=original, data=data)
 
     def service_delete(self, request, obj):
         services.project_delete(actor=request.user, project=obj)
@@ -1065,17 +1078,23 @@ class StatusAdmin(ServiceAdminMixin, ProjectFieldMixin, ProjectScopedMixin, admi
     list_select_related = ("project",)
     autocomplete_fields = ("project",)
 
+    # The moves as checkboxes of the project's statuses, "any move allowed" its own box
+    # (admin_workflow.StatusMovesForm), never the raw JSON list where [] meant "any".
+    form = StatusMovesForm
+
     @admin.display(description="may move to")
     def allowed_moves(self, obj):
         return moves_text(obj)
 
-    def get_exclude(self, request, obj=None):
-        # An existing status's moves are edited in the project's Workflow matrix.
-        return ("allowed_transitions",) if obj else ()
+    def get_fields(self, request, obj=None):
+        fields = [f for f in super().get_fields(request, obj) if f != "allowed_moves"]
+        may_write = self.has_change_permission(request, obj) if obj else self.has_add_permission(request)
+        if may_write:
+            return fields
+        return [f for f in fields if f not in ("any_move", "moves_to")] + ["allowed_moves"]
 
     def get_readonly_fields(self, request, obj=None):
-        base = tuple(super().get_readonly_fields(request, obj))
-        return (*base, "allowed_moves") if obj else base
+        return (*super().get_readonly_fields(request, obj), "allowed_moves")
 
     def get_queryset(self, request):
         return self.scope_queryset(request, super().get_queryset(request))
@@ -1085,9 +1104,8 @@ class StatusAdmin(ServiceAdminMixin, ProjectFieldMixin, ProjectScopedMixin, admi
         return services.status_create(actor=request.user, project=form.cleaned_data["project"], **data)
 
     def service_update(self, request, original, form):
-        return services.status_update(
-            actor=request.user, status=original, data=changed_values(form, services.STATUS_FIELDS)
-        )
+        data = {**changed_values(form, services.STATUS_FIELDS), **moves_change(form, original)}
+        return services.status_update(actor=request.user, status=original, data=data)
 
     def service_delete(self, request, obj):
         services.status_delete(actor=request.user, status=obj)

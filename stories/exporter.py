@@ -28,7 +28,7 @@ from django.db.models import QuerySet, TextField
 from django.db.models.functions import Cast
 from django.utils.text import slugify
 
-from . import fields
+from . import fields, project_settings
 from .bulk import clean_value, match_status, normalize_status_word
 from .models import DEFAULT_STATUS_SLUG, Epic, Project, Status, StatusHistory, Story, StoryDependency, priority_scale
 from .selectors import reader_visibility
@@ -229,7 +229,7 @@ class RoundTrip:
         self.statuses = {s.slug: s for s in Status.objects.filter(project=project)}
         self.by_name = {normalize_status_word(s.name): s for s in self.statuses.values()}
         self.epics = set(Epic.objects.filter(project=project).values_list("slug", flat=True))
-        self.default_status = project.settings.get("default_status", DEFAULT_STATUS_SLUG)
+        self.default_status = project.settings.get(project_settings.DEFAULT_STATUS, DEFAULT_STATUS_SLUG)
 
     def same(self, text: str, path: str, story: dict[str, Any], *, source_too: bool = True) -> bool:
         """Whether `text` imports as `story`; `source_too=False`: apart from the kept front

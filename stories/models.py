@@ -224,12 +224,14 @@ PRIORITY_SCALES: dict[str, dict[int, int]] = {
     "low-first": {value: value for value in Priority.values},
 }
 DEFAULT_PRIORITY_SCALE = "high-first"
+# The project setting that names the scale (the settings schema: stories.project_settings).
+PRIORITY_SCALE_SETTING = "priority_scale"
 
 
 def priority_scale(project_settings: dict | None) -> dict[int, int]:
     """number as written → stored priority, for a project's settings (ValueError if the
     setting is not a scale)."""
-    given = (project_settings or {}).get("priority_scale", DEFAULT_PRIORITY_SCALE)
+    given = (project_settings or {}).get(PRIORITY_SCALE_SETTING, DEFAULT_PRIORITY_SCALE)
     if isinstance(given, str) and given in PRIORITY_SCALES:
         return PRIORITY_SCALES[given]
     if isinstance(given, dict) and given:

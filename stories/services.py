@@ -49,7 +49,7 @@ from storyhub.errors import (
     StaleVersionError,
 )
 
-from . import readiness, selectors
+from . import project_settings, readiness, selectors
 from .fields import PRIORITY_BY_WORD, WRITABLE
 from .models import (
     DEFAULT_STATUS_SLUG,
@@ -136,7 +136,7 @@ def _resolve_status(project: Project, status: Status | str | None) -> Status:
         if status.project_id != project.pk:
             raise ValidationError({"status": [f"Status '{status.slug}' belongs to another project."]})
         return status
-    slug = status or project.settings.get("default_status", DEFAULT_STATUS_SLUG)
+    slug = status or project.settings.get(project_settings.DEFAULT_STATUS, DEFAULT_STATUS_SLUG)
     found = Status.objects.filter(project=project, slug=slug).first()
     if found is None:
         allowed = list(Status.objects.filter(project=project).values_list("slug", flat=True))

@@ -17,7 +17,7 @@ from audit.services import audit_record_many, audit_row
 from storyhub.errors import ApplicationError, ConflictError
 from storyhub.fastinsert import insert_rows
 
-from .. import services
+from .. import project_settings, services
 from ..fields import COLUMNS
 from ..models import DEFAULT_STATUS_SLUG, Priority, Status, StatusHistory, Story, StoryDependency
 from .parse import Dep, Item
@@ -83,7 +83,7 @@ def create_statuses_and_epics(plan: Plan) -> None:
 
 def check_blocked(plan: Plan) -> None:
     """The blocked guard (services.blocked_moves) on the batch's final state."""
-    default = plan.statuses.get(plan.project.settings.get("default_status", DEFAULT_STATUS_SLUG))
+    default = plan.statuses.get(plan.project.settings.get(project_settings.DEFAULT_STATUS, DEFAULT_STATUS_SLUG))
     by_pk = {s.pk: s for s in plan.statuses.values()}
     final: dict[str, str] = {}
     moves = []
@@ -148,7 +148,7 @@ def write_new(plan: Plan) -> None:
 
 
 def _initial_statuses(plan: Plan, new: list[Item]) -> list[Status]:
-    default_slug = plan.project.settings.get("default_status", DEFAULT_STATUS_SLUG)
+    default_slug = plan.project.settings.get(project_settings.DEFAULT_STATUS, DEFAULT_STATUS_SLUG)
     statuses = []
     for item in new:
         status = item.status or plan.statuses.get(default_slug)

@@ -13,6 +13,7 @@ from django.core.exceptions import ValidationError
 
 from storyhub.errors import BulkValidationError
 
+from .. import project_settings
 from ..models import Backlog, Epic, Project, ProjectMember, Status, Story, StoryDependency, priority_scale
 from ..permissions import has_project_role
 from ..selectors import visible_project_ids
@@ -125,7 +126,7 @@ def load_lookup(plan: Plan) -> Lookup:
         status_by_name={normalize_status_word(s.name): s for s in plan.statuses.values()},
         epics=plan.epics,
         backlogs=backlogs,
-        create_missing_statuses=bool(plan.project.settings.get("create_missing_statuses")),
+        create_missing_statuses=bool(plan.project.settings.get(project_settings.CREATE_MISSING_STATUSES)),
         priority_scale=project_priority_scale(plan.project),
     )
 

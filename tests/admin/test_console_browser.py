@@ -231,6 +231,7 @@ def _pages(base, project, stories):
         "api-keys": "/admin/sessions_app/apikey/",
         "users": "/admin/auth/user/",
         "statuses": "/admin/stories/status/",
+        "status-page": f"/admin/stories/status/{project.statuses.get(slug='ready').pk}/change/",
         "dependencies": "/admin/stories/storydependency/",
     }
 
@@ -277,6 +278,7 @@ def _import_and_sync_pages(user, project, root: Path) -> dict[str, str]:
 # The pages the accessibility proof covers.
 AXE_PAGES = {"dashboard", "board", "story-list", "story-page", "graph", "audit-log", "audit-detail", "workflow"}
 AXE_PAGES |= {"import-runs", "import-run", "import-conflicts", "import-conflict", "sync-links", "sync-conflict"}
+AXE_PAGES |= {"project-page", "status-page"}
 MEASURE_JS = """() => {
   const r = document.querySelector('#changelist .results');
   const f = document.querySelector('#changelist-filter');

@@ -145,8 +145,9 @@ def test_epic_and_status_and_member_add(su_client, project):
     data = admin_form_data(su_client.get(url("epic_add")))
     data.update(project=project.pk, slug="infra", name="Infrastructure")
     assert su_client.post(url("epic_add"), data).status_code == 302
-    data = admin_form_data(su_client.get(url("status_add")))
-    data.update(project=project.pk, slug="qa", name="QA", category="started", order="1", allowed_transitions='["done"]')
+    data = admin_form_data(su_client.get(url("status_add") + f"?project={project.pk}"))
+    data.update(project=project.pk, slug="qa", name="QA", category="started", order="1", moves_to=["done"])
+    data.pop("any_move")  # unticked: only the ticked statuses
     assert su_client.post(url("status_add"), data).status_code == 302
     data = admin_form_data(su_client.get(url("projectmember_add")))
     data.update(project=project.pk, user=newcomer.pk, role="member")
@@ -159,11 +160,14 @@ def test_epic_and_status_and_member_add(su_client, project):
 
 
 def test_unknown_allowed_transition_is_a_field_error(su_client, project):
-    data = admin_form_data(su_client.get(url("status_add")))
-    data.update(project=project.pk, slug="qa", name="QA", category="started", order="1", allowed_transitions='["nope"]')
+    """Only the project's own statuses can be ticked; a posted unknown one is a field error."""
+    data = admin_form_data(su_client.get(url("status_add") + f"?project={project.pk}"))
+    data.update(project=project.pk, slug="qa", name="QA", category="started", order="1", moves_to=["nope"])
+    data.pop("any_move")
     response = su_client.post(url("status_add"), data)
     assert response.status_code == 200
-    assert "Unknown statuses: nope" in str(response.context["adminform"].form.errors["allowed_transitions"])
+    assert "nope is not one of the available choices" in str(response.context["adminform"].form.errors["moves_to"])
+    assert not Status.objects.filter(project=project, slug="qa").exists()
 
 
 def test_story_dependency_admin_add_cycle_and_delete(su_client, story, make_story, owner):

@@ -1,16 +1,22 @@
 """Reports (issue 15) on the 100k dataset: every report of one 10,000-story project over a
-year (`report_<name>_ms`, target < 200 ms, through the API in process: authentication,
-project lookup and the report), and whether its query count is the same for two
-projects of different shape (`report_queries_constant`). A sprint backlog of 300
+year (`report_<name>_ms`, median and p95, target < 200 ms, through the API in process:
+authentication, project lookup and the report), and whether its query count is the same
+for two projects of different shape (`report_queries_constant`). Each report is timed
+alternately with a floor, the project's detail (`GET projects/{slug}/`: the same
+authentication, lookup and JSON response, no report), so a change in the shared
+machine's load hits both: `report_floor_ms` and `report_<name>_ratio_to_floor`; the
+load average before and after is kept (`report_loadavg`). A sprint backlog of 300
 stories is set up first (setup, not measured). Standalone:
-`BENCH_DB=storyhub_bench_reports python -m bench.parts.reports` builds, measures, drops."""
+`BENCH_DB=storyhub_bench_reports python -m bench.parts.reports` builds, measures, drops;
+with `BENCH_KEEP_DB=1` it keeps the database and with `BENCH_REUSE_DB=1` it measures one
+kept before instead of building it again."""
 
 from __future__ import annotations
 
 import os
 from datetime import UTC, datetime, timedelta
 
-from bench.core import Context, record, results, rows, timeit
+from bench.core import Context, record, results, rows, stats, timeit_pair
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)  # the dataset's `now`
 REPORTS = [
@@ -71,6 +77,14 @@ def run(ctx: Context) -> None:
     query = f"from={last_day - timedelta(days=364)}&to={last_day}"
     real_now = report_params.timezone.now
     report_params.timezone.now = lambda: NOW  # ageing WIP and "today" as of the dataset
+    repeat = int(os.environ.get("BENCH_REPORT_REPEAT", "15"))
+    load_before = os.getloadavg()
+    floors: list[float] = []
+
+    def floor():
+        response = client.get(f"/api/v1/projects/{first.slug}/")
+        assert response.status_code == 200, response.status_code
+
     try:
         constant = True
         for name in REPORTS:
@@ -93,11 +107,21 @@ def run(ctx: Context) -> None:
                 + ("_sprint" if "period" in name else "")
                 + "_ms"
             )
-            median, p95 = timeit(lambda get=get: get(first), repeat=int(os.environ.get("BENCH_REPORT_REPEAT", "15")))
+            (floor_median, _), (median, p95) = timeit_pair(floor, lambda get=get: get(first), repeat=repeat)
+            floors.append(floor_median)
             record(figure, median, p95, f"< {TARGET_MS} ms ({counts[0]} queries)")
             results[figure.replace("_ms", "_queries")] = counts[0]
+            ratio = figure.replace("_ms", "_ratio_to_floor")
+            results[ratio] = round(median / floor_median, 1)
+            rows.append((ratio, str(results[ratio]), "", "report / project detail, timed alternately"))
         results["report_queries_constant"] = constant
         rows.append(("report_queries_constant", str(constant), "", "same count for bench-00 and bench-05"))
+        floor_median = stats([f / 1000 for f in floors])[0]
+        results["report_floor_ms"] = floor_median
+        rows.append(("report_floor_ms", str(floor_median), "", "project detail (median of the pairs' medians)"))
+        load = [round(x, 2) for x in (*load_before, *os.getloadavg())]
+        results["report_loadavg"] = load
+        rows.append(("report_loadavg", " / ".join(map(str, load)), "", "1, 5, 15 min before, then after"))
     finally:
         report_params.timezone.now = real_now
 
@@ -106,9 +130,12 @@ def main() -> int:
     from bench import core, dataset
 
     db = os.environ.get("BENCH_DB", "storyhub_bench_reports")
-    info = dataset.build(
-        db, int(os.environ.get("BENCH_STORIES", "100000")), int(os.environ.get("BENCH_PROJECTS", "10"))
-    )
+    if os.environ.get("BENCH_REUSE_DB") == "1":
+        info = {"database": db, "member": dataset.BENCH_USER}
+    else:
+        info = dataset.build(
+            db, int(os.environ.get("BENCH_STORIES", "100000")), int(os.environ.get("BENCH_PROJECTS", "10"))
+        )
     dataset.setup_django(db)
     from django.conf import settings
 
@@ -120,7 +147,7 @@ def main() -> int:
         from django.db import connections
 
         connections.close_all()
-        if os.environ.get("BENCH_KEEP_DB") != "1":
+        if os.environ.get("BENCH_KEEP_DB") != "1" and os.environ.get("BENCH_REUSE_DB") != "1":
             dataset.drop_database(db)
     for row in core.rows:
         print(" | ".join(row))

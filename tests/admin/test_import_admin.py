@@ -276,3 +276,38 @@ def test_staff_of_another_project_get_404_on_resolve(messy, project, hidden):
     assert client.post(CONFLICTS + f"{refined.pk}/resolve/", {"resolution": "keep"}).status_code == 404
     refined.refresh_from_db()
     assert refined.state == "open"
+
+
+def _list_queries(client, url: str) -> int:
+    with CaptureQueriesContext(connection) as ctx:
+        assert client.get(url).status_code == 200
+    return len(ctx.captured_queries)
+
+
+def test_the_lists_read_a_fixed_number_of_queries(staff_client, tmp_path, project, owner):
+    client = staff_client("viewer")
+
+    def imports(n: int) -> None:
+        for i in range(n):
+            text = f"---\nid: K{n}-{i}\ntitle: Twice {n} {i}\n---\n"
+            files = {f"d{i}/x{n}-{i}.md": text, f"d{i}/y{n}-{i}.md": text + "again\n"}
+            root = write_repo(tmp_path / f"{n}-{i}", files)
+            import_stories([root / f"d{i}"], project=project, actor=owner)
+
+    imports(1)
+    few = (_list_queries(client, RUNS), _list_queries(client, CONFLICTS + "?state=all"))
+    imports(6)
+    assert ImportConflict.objects.filter(project=project).count() >= 6
+    assert (_list_queries(client, RUNS), _list_queries(client, CONFLICTS + "?state=all")) == few
+
+
+def test_a_running_and_a_failed_run_say_so(su_client, project):
+    running = ImportRun.objects.create(project=project, actor_repr="someone", source="api")
+    failed = ImportRun.objects.create(
+        project=project, source="sync", state="failed", error="GitSyncError: remote unreachable", dry_run=True
+    )
+    text = text_of(su_client.get(RUNS))
+    assert "running" in text and "dry run · file by file" in text
+    detail = text_of(su_client.get(RUNS + f"{failed.pk}/change/"))
+    assert "failed: GitSyncError: remote unreachable" in detail and "No file." in detail
+    assert su_client.get(RUNS + f"{running.pk}/change/").status_code == 200

@@ -106,10 +106,13 @@ class Context:
     headers: dict = field(default_factory=dict)
 
 
-def run_parts(ctx: Context) -> None:
+def run_parts(ctx: Context, only: set[str] | None = None) -> None:
+    """Every part in name order, or only those named in `only` (BENCH_PARTS)."""
     import bench.parts
 
     for mod in sorted(pkgutil.iter_modules(bench.parts.__path__), key=lambda m: m.name):
+        if only is not None and mod.name not in only:
+            continue
         with section(mod.name):
             part = importlib.import_module(f"bench.parts.{mod.name}")
             t = time.perf_counter()

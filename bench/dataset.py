@@ -31,6 +31,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import psycopg
+import psycopg.sql
 
 EPIC_SIZE = 100
 YEAR_S = 365 * 86400
@@ -306,9 +307,24 @@ def build(db: str, stories: int, projects: int, seed: int = 7, quiet: bool = Fal
         "member": member.username,
         "outsider": outsider.username,
     }
+    with psycopg.connect(server_url(), autocommit=True) as conn:
+        # The description travels with the database, so BENCH_REUSE_DB=1 can measure it again.
+        conn.execute(f'COMMENT ON DATABASE "{db}" IS {psycopg.sql.quote(json.dumps(info))}')
     if not quiet:
         print(json.dumps(info), file=sys.stderr)
     return info
+
+
+def existing(db: str, stories: int, projects: int) -> dict | None:
+    """The description of a benchmark database built before with the same size, or None."""
+    with psycopg.connect(server_url(), autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s", (db,)
+        ).fetchone()
+    if not row or not row[0]:
+        return None
+    info = json.loads(row[0])
+    return info if (info.get("stories"), info.get("projects")) == (stories, projects) else None
 
 
 def main(argv=None) -> int:

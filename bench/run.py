@@ -12,6 +12,7 @@ import contextlib
 import importlib
 import json
 import os
+import pkgutil
 import platform
 import shutil
 import signal
@@ -52,6 +53,17 @@ LIST_PROJECT = "bench-00"
 # million-story stage (BENCH_STORIES=1000000 BENCH_PROJECTS=100, opt-in: it builds for minutes).
 SIZE = "1m" if STORIES >= 1_000_000 else f"{STORIES // 1000}k"
 API = "/api/v1"
+# BENCH_PARTS=list,detail,startup measures only those (comma-separated; empty = everything):
+# graph, list, detail, inprocess (transition, search, queries per request), throughput
+# (the trivial view's requests/s), import, and the name of any module in bench/parts/.
+# A selected run does not touch docs/benchmarks.*: it prints its table and, with
+# BENCH_OUT=FILE, writes its JSON there (the full `make bench` writes the docs).
+SELECTED = {p.strip() for p in os.environ.get("BENCH_PARTS", "").split(",") if p.strip()}
+GROUPS = {"graph", "list", "detail", "inprocess", "throughput", "import"}
+
+
+def wanted(group: str) -> bool:
+    return not SELECTED or group in SELECTED
 
 
 # --------------------------------------------------------------------------- in process
@@ -71,14 +83,18 @@ def same_payload(a: bytes, b: bytes) -> bool:
 
 def bench_inprocess(info: dict) -> None:
     from django.contrib.auth import get_user_model
-    from django.db import connection
+
+    user = get_user_model().objects.get(username=info["member"])
+    if wanted("list"):
+        bench_list_inprocess(user)
+    if wanted("inprocess"):
+        bench_writes_and_search(user)
+
+
+def bench_list_inprocess(user) -> None:
     from django.test import Client
 
     from bench.views import floor_rows
-    from stories import services
-    from stories.models import Project, Story
-
-    user = get_user_model().objects.get(username=info["member"])
 
     with section("list_inprocess"):
         url = f"{API}/projects/{LIST_PROJECT}/stories/"
@@ -105,6 +121,14 @@ def bench_inprocess(info: dict) -> None:
         rows.append(
             ("list_100_inprocess_ratio_to_floor", str(results["list_100_inprocess_ratio_to_floor"]), "", "≤ 1.5")
         )
+
+
+def bench_writes_and_search(user) -> None:
+    from django.db import connection
+    from django.test import Client
+
+    from stories import services
+    from stories.models import Project, Story
 
     with section("transition"):
         # Stories that may start (the blocked guard refuses the others), by the ready rule.
@@ -316,12 +340,14 @@ def wrk(url: str, headers: dict) -> float:
 
 
 def bench_throughput(base: str, headers: dict, floor_url: str, list_url: str, detail_url: str) -> None:
-    with section("framework_floor_rps"):
-        results["framework_floor_rps"] = round(wrk(f"{base}/bench/trivial", headers))
-        rows.append(("framework_floor_rps", str(results["framework_floor_rps"]), "", "floor"))
-    with section("list_floor_rps"):
-        results["list_floor_rps"] = round(wrk(floor_url, headers))
-        rows.append(("list_floor_rps", str(results["list_floor_rps"]), "", "floor"))
+    if wanted("throughput"):
+        with section("framework_floor_rps"):
+            results["framework_floor_rps"] = round(wrk(f"{base}/bench/trivial", headers))
+            rows.append(("framework_floor_rps", str(results["framework_floor_rps"]), "", "floor"))
+    if wanted("list"):
+        with section("list_floor_rps"):
+            results["list_floor_rps"] = round(wrk(floor_url, headers))
+            rows.append(("list_floor_rps", str(results["list_floor_rps"]), "", "floor"))
     if "list_100_http_ms" in results:
         with section("list_rps"):
             results["list_rps"] = round(wrk(list_url, headers))
@@ -347,46 +373,56 @@ def bench_http(info: dict) -> None:
     try:
         floor_url = f"{base}/bench/floor/projects/{LIST_PROJECT}/stories"
         list_url = f"{base}{API}/projects/{LIST_PROJECT}/stories/?page_size=100"
-        with section("list_http"):
-            status, _ = http_get(floor_url, headers)
-            if status != 200:
-                raise RuntimeError(f"floor view -> {status}")
-            status, body = http_get(list_url, headers)
-            if status == 404:
-                raise Unavailable("story list endpoint not routed yet")
-            if status != 200:
-                raise RuntimeError(f"list -> {status}: {body[:300]!r}")
-            floor, api = timeit_pair(
-                lambda: http_ok(floor_url, headers), lambda: http_ok(list_url, headers), repeat=LIST_REPEAT, warmup=10
-            )
-            record("list_100_floor_http_ms", *floor, "raw psycopg + orjson")
-            record("list_100_http_ms", *api, "")
-            results["list_100_ratio_to_floor"] = round(api[0] / floor[0], 2)
-            rows.append(("list_100_ratio_to_floor", str(results["list_100_ratio_to_floor"]), "", "≤ 1.2"))
-        with section("detail_http"):
-            detail_url = f"{base}{API}/projects/{LIST_PROJECT}/stories/B00-00042/"
-            status, _ = http_get(detail_url, headers)
-            if status == 404:
-                raise Unavailable("story detail endpoint not routed yet")
-            detail_floor_url = f"{base}/bench/floor/projects/{LIST_PROJECT}/stories/B00-00042"
-            api_body, floor_body = http_ok(detail_url, headers), http_ok(detail_floor_url, headers)
-            if not same_payload(b'{"results":[%s]}' % api_body, b'{"results":[%s]}' % floor_body):
-                raise RuntimeError("the detail floor's payload differs from the API's: the comparison would be unfair")
-            floor, api = timeit_pair(
-                lambda: http_ok(detail_floor_url, headers), lambda: http_ok(detail_url, headers), warmup=10
-            )
-            record("detail_floor_http_ms", *floor, "raw psycopg + orjson")
-            record("detail_ms", *api, "")
+        detail_url = f"{base}{API}/projects/{LIST_PROJECT}/stories/B00-00042/"
+        if wanted("list"):
+            bench_list_http(headers, floor_url, list_url)
+        if wanted("detail"):
+            bench_detail_http(base, headers, detail_url)
         if shutil.which("wrk") is None:
             unavailable["throughput"] = "wrk not installed"
         else:
             bench_throughput(base, headers, floor_url, list_url, detail_url)
         # Each area's own part (bench/parts/), with this server up.
-        run_parts(Context(info=info, base=base, headers=headers))
+        run_parts(Context(info=info, base=base, headers=headers), only=SELECTED - GROUPS if SELECTED else None)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=20)
+
+
+def bench_list_http(headers: dict, floor_url: str, list_url: str) -> None:
+    with section("list_http"):
+        status, _ = http_get(floor_url, headers)
+        if status != 200:
+            raise RuntimeError(f"floor view -> {status}")
+        status, body = http_get(list_url, headers)
+        if status == 404:
+            raise Unavailable("story list endpoint not routed yet")
+        if status != 200:
+            raise RuntimeError(f"list -> {status}: {body[:300]!r}")
+        floor, api = timeit_pair(
+            lambda: http_ok(floor_url, headers), lambda: http_ok(list_url, headers), repeat=LIST_REPEAT, warmup=10
+        )
+        record("list_100_floor_http_ms", *floor, "raw psycopg + orjson")
+        record("list_100_http_ms", *api, "")
+        results["list_100_ratio_to_floor"] = round(api[0] / floor[0], 2)
+        rows.append(("list_100_ratio_to_floor", str(results["list_100_ratio_to_floor"]), "", "≤ 1.2"))
+
+
+def bench_detail_http(base: str, headers: dict, detail_url: str) -> None:
+    with section("detail_http"):
+        status, _ = http_get(detail_url, headers)
+        if status == 404:
+            raise Unavailable("story detail endpoint not routed yet")
+        detail_floor_url = f"{base}/bench/floor/projects/{LIST_PROJECT}/stories/B00-00042"
+        api_body, floor_body = http_ok(detail_url, headers), http_ok(detail_floor_url, headers)
+        if not same_payload(b'{"results":[%s]}' % api_body, b'{"results":[%s]}' % floor_body):
+            raise RuntimeError("the detail floor's payload differs from the API's: the comparison would be unfair")
+        floor, api = timeit_pair(
+            lambda: http_ok(detail_floor_url, headers), lambda: http_ok(detail_url, headers), warmup=10
+        )
+        record("detail_floor_http_ms", *floor, "raw psycopg + orjson")
+        record("detail_ms", *api, "")
 
 
 # --------------------------------------------------------------------------- report
@@ -497,25 +533,54 @@ def main() -> int:
     from bench import dataset
 
     t0 = time.perf_counter()
-    info = dataset.build(DB, STORIES, PROJECTS)
+    # BENCH_REUSE_DB=1 (with BENCH_KEEP_DB=1 on the run before): measure the database a
+    # previous run kept, if it has the same size, instead of building it again. Only for
+    # parts that do not write (list, detail, throughput, graph, startup).
+    info = dataset.existing(DB, STORIES, PROJECTS) if os.environ.get("BENCH_REUSE_DB") == "1" else None
+    if info is None:
+        info = dataset.build(DB, STORIES, PROJECTS)
     dataset.setup_django(DB)
     from django.conf import settings
 
     settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "testserver"]  # the in-process test client
+    unknown = SELECTED - GROUPS - {m.name for m in pkgutil.iter_modules([str(ROOT / "bench" / "parts")])}
+    if unknown:
+        raise SystemExit(f"BENCH_PARTS: unknown {', '.join(sorted(unknown))}")
     try:
-        bench_graph()
+        if wanted("graph"):
+            bench_graph()
         bench_inprocess(info)
         bench_http(info)
-        bench_import()
+        if wanted("import"):
+            bench_import()
     finally:
         from django.db import connections
 
         connections.close_all()
-        write_report(info, time.perf_counter() - t0)
+        if SELECTED:
+            write_selected(info, time.perf_counter() - t0)
+        else:
+            write_report(info, time.perf_counter() - t0)
         if os.environ.get("BENCH_KEEP_DB") != "1":
             dataset.drop_database(DB)
-    print((ROOT / "docs" / "benchmarks.md").read_text())
+    if not SELECTED:
+        print((ROOT / "docs" / "benchmarks.md").read_text())
     return 1 if failures else 0
+
+
+def write_selected(info: dict, total_s: float) -> None:
+    """A BENCH_PARTS run: its table on stdout (with the load average, since the machine is
+    shared), its JSON in BENCH_OUT if set; docs/benchmarks.* stay as the last full run left them."""
+    load = os.getloadavg()
+    print(f"BENCH_PARTS={','.join(sorted(SELECTED))}  load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    print(f"whole run {round(total_s)} s; failures: {failures or 'none'}")
+    print("| figure | median | p95 | target / note |\n| --- | --- | --- | --- |")
+    for n, m, p95, t in rows:
+        print(f"| `{n}` | {m} | {p95} | {t} |")
+    out = os.environ.get("BENCH_OUT")
+    if out:
+        payload = {"parts": sorted(SELECTED), "loadavg": load, "results": results, "failures": failures}
+        Path(out).write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
 
 
 if __name__ == "__main__":

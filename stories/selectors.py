@@ -13,6 +13,8 @@ from collections import deque
 from django.db import connection
 from django.db.models import Q, QuerySet
 
+from storyhub.prepared import Prepared
+
 from .models import Project, ProjectMember, Story, StoryDependency
 from .readiness import CLOSED_CATEGORIES, is_open_blocker, open_blocker_q
 from .rules import EVERYTHING, HIDDEN_REF, Visibility, is_principal, visibility_for
@@ -22,6 +24,10 @@ BLOCKS = StoryDependency.Type.BLOCKS.value
 __all__ = ["EVERYTHING", "HIDDEN_REF", "Visibility", "visibility_for"]
 
 
+def _member_project_ids(user_id: int) -> QuerySet:
+    return ProjectMember.objects.filter(user_id=user_id).values("project_id")
+
+
 def visible_project_ids(user) -> QuerySet:
     """Ids of the projects `user` may see, as a subquery (`project_id__in=`); every
     project for superusers, none for the anonymous."""
@@ -29,7 +35,11 @@ def visible_project_ids(user) -> QuerySet:
         return Project.objects.none().values("pk")
     if user.is_superuser:
         return Project.objects.values("pk")
-    return ProjectMember.objects.filter(user_id=user.pk).values("project_id")
+    return _member_project_ids(user.pk)
+
+
+# The member's subquery of visible_project_ids, compiled once (it is in every story page).
+_MEMBER_PROJECT_IDS = Prepared(_member_project_ids, -7_000_000_001)
 
 
 def visible_project_sql(reader, column: str) -> tuple[str, list]:
@@ -40,8 +50,8 @@ def visible_project_sql(reader, column: str) -> tuple[str, list]:
         return "1 = 1", []
     if not is_principal(reader):
         return "1 = 0", []
-    sql, params = visible_project_ids(reader).query.sql_with_params()
-    return f"{column} IN ({sql})", list(params)
+    sql, params = _MEMBER_PROJECT_IDS.statement(reader.pk)
+    return f"{column} IN ({sql})", params
 
 
 def project_list_for_user(*, user) -> QuerySet[Project]:

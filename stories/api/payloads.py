@@ -16,6 +16,7 @@ from django.db.models.functions import Cast
 from stories import fields, readiness
 from stories.models import Project, Status, Story, StoryDependency
 from stories.selectors import visible_project_sql
+from storyhub.prepared import Prepared
 
 PRIORITY_WORDS = fields.PRIORITY_WORDS
 FIELDS = fields.VALUES
@@ -44,6 +45,36 @@ def _json(text: str | None):
 def story_values(queryset: QuerySet[Story]) -> QuerySet:
     """`queryset` as the rows story_list_payload() takes."""
     return queryset.values(*_PLAIN_FIELDS, **_JSON_AS_TEXT)
+
+
+# The API's busiest reads, compiled once (storyhub.prepared): a project's unfiltered page in
+# id order (either direction, from the start or after a cursor) and one story by key.
+_PROJECT, _AFTER, _KEY = -7_000_000_001, -7_000_000_002, "\x00prepared-story-key"
+_PROJECT_PAGE = {
+    (False, False): Prepared(lambda p: story_values(Story.objects.filter(project_id=p).order_by("id")), _PROJECT),
+    (True, False): Prepared(lambda p: story_values(Story.objects.filter(project_id=p).order_by("-id")), _PROJECT),
+    (False, True): Prepared(
+        lambda p, a: story_values(Story.objects.filter(project_id=p, id__gt=a).order_by("id")), _PROJECT, _AFTER
+    ),
+    (True, True): Prepared(
+        lambda p, a: story_values(Story.objects.filter(project_id=p, id__lt=a).order_by("-id")), _PROJECT, _AFTER
+    ),
+}
+_STORY_BY_KEY = Prepared(lambda p, k: story_values(Story.objects.filter(project_id=p, key=k)), _PROJECT, _KEY)
+
+
+def project_page_rows(project_id: int, *, descending: bool, after_id: int | None, limit: int) -> list[dict]:
+    """story_values() rows of a project's stories in id order, after the cursor's id:
+    `story_values(Story.objects.filter(project_id=..., id__gt=...).order_by("id"))[:limit]`
+    without compiling it again."""
+    if after_id is None:
+        return _PROJECT_PAGE[descending, False].rows(project_id, limit=limit)
+    return _PROJECT_PAGE[descending, True].rows(project_id, after_id, limit=limit)
+
+
+def story_rows_by_key(project_id: int, key: str) -> list[dict]:
+    """story_values() rows of the story `key` of a project (none or one)."""
+    return _STORY_BY_KEY.rows(project_id, key)
 
 
 # The page's dependencies with what the payload needs of their targets, in one query. Its

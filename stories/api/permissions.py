@@ -11,12 +11,14 @@
 from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied
+from django.db import router
 from django.db.models import OuterRef, Subquery
 from django.http import Http404
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
 from stories.models import Project, ProjectMember
 from stories.rules import has_project_role, is_principal
+from storyhub.prepared import Prepared
 
 
 def is_read_only_key(request) -> bool:
@@ -40,12 +42,34 @@ def project_access(request, slug: str) -> tuple[Project, str]:
     if user.is_superuser:
         project, role = Project.objects.filter(slug=slug).first(), ProjectMember.Role.OWNER
     else:
-        member_role = ProjectMember.objects.filter(project_id=OuterRef("pk"), user_id=user.pk).values("role")[:1]
-        project = Project.objects.filter(slug=slug).annotate(caller_role=Subquery(member_role)).first()
-        role = project.caller_role if project is not None else None
+        project, role = _project_with_role(slug, user.pk)
     if project is None or role is None:
         raise Http404
     return project, role
+
+
+_PROJECT_FIELDS = tuple(f.attname for f in Project._meta.concrete_fields)
+
+
+def _project_and_role_values(slug: str, user_id: int):
+    member_role = ProjectMember.objects.filter(project_id=OuterRef("pk"), user_id=user_id).values("role")[:1]
+    return Project.objects.filter(slug=slug).values(*_PROJECT_FIELDS, caller_role=Subquery(member_role))
+
+
+# Every project-scoped request asks this: compiled once (storyhub.prepared).
+_PROJECT_AND_ROLE = Prepared(_project_and_role_values, "\x00prepared-project-slug", -7_000_000_001)
+
+
+def _project_with_role(slug: str, user_id: int) -> tuple[Project | None, str | None]:
+    """The project `slug` (slugs are unique) and `user_id`'s role in it (None: not a member)."""
+    rows = _PROJECT_AND_ROLE.rows(slug, user_id)
+    if not rows:
+        return None, None
+    row = rows[0]
+    project = Project.from_db(
+        router.db_for_read(Project) or "default", _PROJECT_FIELDS, [row[f] for f in _PROJECT_FIELDS]
+    )
+    return project, row["caller_role"]
 
 
 def get_project_for(request, slug: str) -> Project:

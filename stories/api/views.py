@@ -25,7 +25,7 @@ from storyhub.errors import NotFoundError, PreconditionFailed, StaleVersionError
 
 from . import serializers as s
 from .filters import ORDERINGS, StoryFilter, cursor_value, keyset_filter
-from .payloads import story_list_payload, story_payload, story_values
+from .payloads import project_page_rows, story_list_payload, story_payload, story_rows_by_key, story_values
 from .permissions import get_project_for, project_access, require_role
 
 MAX_PAGE_SIZE = 200
@@ -238,9 +238,13 @@ def _ordering(request) -> tuple[str, bool]:
     return ORDERINGS[name], descending
 
 
+def has_filters(request) -> bool:
+    return any(name in request.query_params for name in StoryFilter.base_filters)
+
+
 def filtered_stories(request, queryset):
     """Apply the StoryFilter query parameters; bad values are a 400."""
-    if not any(name in request.query_params for name in StoryFilter.base_filters):
+    if not has_filters(request):
         return queryset  # the common unfiltered page skips building a FilterSet
     if request.query_params.get("updated_since") == "":
         # django-filter ignores an empty value; a date-time parameter that is present must be one.
@@ -251,28 +255,19 @@ def filtered_stories(request, queryset):
     return filterset.qs
 
 
-def story_page(request, queryset) -> Response:
-    """One keyset page of stories: the page in one query, dependencies in another."""
+def story_page(request, queryset, *, project_id: int | None = None) -> Response:
+    """One keyset page of stories: the page in one query, dependencies in another.
+    `project_id`: `queryset` is that project's stories, so an unfiltered page in id order
+    (the common request) takes the precompiled query (payloads.project_page_rows)."""
     size = parse_page_size(request)
     field, descending = _ordering(request)
-    queryset = filtered_stories(request, queryset)
     cursor = request.query_params.get("cursor")
-    if cursor:
-        value, last_id = decode_cursor(cursor)
-        try:
-            value = cursor_value(field, value)
-        except (ValueError, OverflowError):
-            raise ValidationError(
-                {"cursor": ["This cursor does not fit the ordering; start again without it."]}
-            ) from None
-        if field == "id":
-            queryset = queryset.filter(**{("id__lt" if descending else "id__gt"): last_id})
-        else:
-            queryset = queryset.filter(keyset_filter(field, descending, value, last_id))
-    order = [f"-{field}" if descending else field]
-    if field != "id":
-        order.append("id")
-    rows = list(story_values(queryset.order_by(*order))[: size + 1])
+    if project_id is not None and field == "id" and not has_filters(request):
+        after = _cursor_position(cursor, field) if cursor else None
+        after_id = after[1] if after else None
+        rows = project_page_rows(project_id, descending=descending, after_id=after_id, limit=size + 1)
+    else:
+        rows = _page_rows(request, queryset, size, field, descending, cursor)
     more = len(rows) > size
     rows = rows[:size]
     return Response(
@@ -281,6 +276,29 @@ def story_page(request, queryset) -> Response:
             "results": story_list_payload(rows, reader=request.user),
         }
     )
+
+
+def _cursor_position(cursor: str, field: str) -> tuple:
+    """(ordering value, id) of a `next` cursor; 400 when it is not one for this ordering."""
+    value, last_id = decode_cursor(cursor)
+    try:
+        return cursor_value(field, value), last_id
+    except (ValueError, OverflowError):
+        raise ValidationError({"cursor": ["This cursor does not fit the ordering; start again without it."]}) from None
+
+
+def _page_rows(request, queryset, size: int, field: str, descending: bool, cursor: str | None) -> list[dict]:
+    queryset = filtered_stories(request, queryset)
+    if cursor:
+        value, last_id = _cursor_position(cursor, field)
+        if field == "id":
+            queryset = queryset.filter(**{("id__lt" if descending else "id__gt"): last_id})
+        else:
+            queryset = queryset.filter(keyset_filter(field, descending, value, last_id))
+    order = [f"-{field}" if descending else field]
+    if field != "id":
+        order.append("id")
+    return list(story_values(queryset.order_by(*order))[: size + 1])
 
 
 def search_filter(queryset, q: str):
@@ -336,7 +354,7 @@ class ProjectStoryListView(APIView):
     @extend_schema(parameters=[*LIST_PARAMS, *FILTER_PARAMS], responses=StoryPageSerializer)
     def get(self, request, slug):
         project = get_project_for(request, slug)
-        return story_page(request, Story.objects.filter(project=project))
+        return story_page(request, Story.objects.filter(project=project), project_id=project.pk)
 
     @extend_schema(request=s.StoryInputSerializer, responses={201: s.StorySerializer})
     def post(self, request, slug):
@@ -367,7 +385,7 @@ class StoryDetailView(APIView):
     @extend_schema(responses=s.StorySerializer)
     def get(self, request, slug, key):
         # One read for the payload (no model instance first): the API's busiest request.
-        rows = list(story_values(Story.objects.filter(project=get_project_for(request, slug), key=key)))
+        rows = story_rows_by_key(get_project_for(request, slug).pk, key)
         if not rows:
             raise Http404
         response = Response(story_list_payload(rows, reader=request.user)[0])

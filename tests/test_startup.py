@@ -22,6 +22,7 @@ HEAVY = {
     "starlette": "pulled in by the MCP SDK",
     "httpx": "pulled in by the MCP SDK",
     "dulwich": "git sync: import it in the sync task",
+    "cryptography": "webhook secrets' Fernet: events.signing imports it when it encrypts or decrypts",
     "drf_spectacular.generators": "the schema generator: storyhub.urls routes its views lazily",
     "drf_spectacular.views": "the schema views: storyhub.urls routes them lazily",
 }

@@ -15,7 +15,9 @@ from storyhub.prepared import Prepared
 
 @pytest.fixture
 def stories(make_story, project):
-    made = [make_story(f"INF-{i:03d}", estimate="1-2sp", labels=["a", "b"], metadata={"market": "eu"}) for i in range(7)]
+    made = [
+        make_story(f"INF-{i:03d}", estimate="1-2sp", labels=["a", "b"], metadata={"market": "eu"}) for i in range(7)
+    ]
     Story.objects.filter(pk=made[0].pk).update(created=datetime.date(2025, 8, 28), points_min=Decimal("1.5"))
     return made
 

@@ -117,6 +117,26 @@ def _copy(cur, table: str, columns: list[str], rows) -> int:
     return n
 
 
+_EPIC_COLUMNS = ["id", "project_id", "slug", "name", "description", "created_at", "updated_at"]
+_DEP_COLUMNS = ["story_id", "depends_on_id", "type", "description", "created_at"]
+_HISTORY_COLUMNS = ["story_id", "old_status_id", "new_status_id", "changed_by_id", "changed_at", "notes"]
+_AUDIT_COLUMNS = ["action", "entity_type", "entity_id", "project_id", "user_id", "user_repr", "timestamp", "details"]
+
+
+def _flush(cur, story_columns: list[str], epics: list, stories: list, deps: list, history: list, audit: list) -> None:
+    """COPY one project's rows (parents first: links only point to stories written
+    already) and empty the buffers, so a million stories never sit in memory at once."""
+    for table, columns, buffer in (
+        ("epics", _EPIC_COLUMNS, epics),
+        ("stories", story_columns, stories),
+        ("story_dependencies", _DEP_COLUMNS, deps),
+        ("status_history", _HISTORY_COLUMNS, history),
+        ("audit_log", _AUDIT_COLUMNS, audit),
+    ):
+        _copy(cur, table, columns, buffer)
+        buffer.clear()
+
+
 def build(db: str, stories: int, projects: int, seed: int = 7, quiet: bool = False) -> dict:  # noqa: C901 -- one pass that writes every row in id order (bench only)
     """Create `db` from scratch (migrations + COPY) and return a description of it."""
     t0 = time.perf_counter()
@@ -150,6 +170,9 @@ def build(db: str, stories: int, projects: int, seed: int = 7, quiet: bool = Fal
     now = datetime(2026, 1, 1, tzinfo=UTC)
     sid = 0
     story_rows, dep_rows, hist_rows, audit_rows = [], [], [], []
+    counts = dict.fromkeys(("stories", "dependencies", "cross", "history", "audit"), 0)
+    dj_cur = connection.cursor()
+    cur = dj_cur.cursor  # the psycopg cursor underneath
     story_columns = ["id", *fields.COLUMNS]  # the field table's, so the COPY matches the model
     platform_ids: dict[int, list[int]] = {}
     epic_rows = []
@@ -243,6 +266,12 @@ def build(db: str, stories: int, projects: int, seed: int = 7, quiet: bool = Fal
                 }
                 audit_rows.append((action, "story", str(sid), proj.pk, None, "", at, json.dumps(details)))
                 old = slug
+        counts["stories"] += len(story_rows)
+        counts["dependencies"] += len(dep_rows)
+        counts["cross"] += sum(1 for _, d, *_ in dep_rows if d < first_in_project)
+        counts["history"] += len(hist_rows)
+        counts["audit"] += len(audit_rows)
+        _flush(cur, story_columns, epic_rows, story_rows, dep_rows, hist_rows, audit_rows)
 
     chain = services.project_create(actor=None, slug=CHAIN_PROJECT, name="Bench chain")
     chain_ready = Status.objects.get(project=chain, slug="ready").pk
@@ -258,33 +287,8 @@ def build(db: str, stories: int, projects: int, seed: int = 7, quiet: bool = Fal
         chain_rows.append(tuple(row[column] for column in story_columns))
         chain_deps += [(chain_id, chain_id - k, "blocks", "", now) for k in (1, 2) if i - k >= 0]
 
-    with connection.cursor() as dj_cur:
-        cur = dj_cur.cursor  # the psycopg cursor underneath
-        _copy(cur, "epics", ["id", "project_id", "slug", "name", "description", "created_at", "updated_at"], epic_rows)
-        _copy(
-            cur,
-            "stories",
-            story_columns,
-            story_rows + chain_rows,
-        )
-        _copy(
-            cur,
-            "story_dependencies",
-            ["story_id", "depends_on_id", "type", "description", "created_at"],
-            dep_rows + chain_deps,
-        )
-        _copy(
-            cur,
-            "status_history",
-            ["story_id", "old_status_id", "new_status_id", "changed_by_id", "changed_at", "notes"],
-            hist_rows,
-        )
-        _copy(
-            cur,
-            "audit_log",
-            ["action", "entity_type", "entity_id", "project_id", "user_id", "user_repr", "timestamp", "details"],
-            audit_rows,
-        )
+    with dj_cur:
+        _flush(cur, story_columns, [], chain_rows, chain_deps, [], [])
         for table in ("epics", "stories"):
             cur.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))")
         # VACUUM too, as autovacuum would soon after such a load: it sets the visibility map
@@ -293,16 +297,14 @@ def build(db: str, stories: int, projects: int, seed: int = 7, quiet: bool = Fal
             cur.execute(f"VACUUM ANALYZE {table}")
     info = {
         "database": db,
-        "stories": len(story_rows),
+        "stories": counts["stories"],
         "projects": projects,
         "stories_per_project": per_project,
-        "dependencies": len(dep_rows),
-        "cross_project_dependencies": sum(
-            1 for s, d, *_ in dep_rows if (s - 1) // per_project != (d - 1) // per_project
-        ),
-        "status_history_rows": len(hist_rows),
-        "audit_rows": len(audit_rows),
-        "chain_stories": len(chain_rows),
+        "dependencies": counts["dependencies"],
+        "cross_project_dependencies": counts["cross"],
+        "status_history_rows": counts["history"],
+        "audit_rows": counts["audit"],
+        "chain_stories": CHAIN_STORIES,
         "build_seconds": round(time.perf_counter() - t0, 1),
         "member": member.username,
         "outsider": outsider.username,

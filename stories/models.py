@@ -361,6 +361,20 @@ class DependencyType(models.TextChoices):
     DUPLICATES = "duplicates", "Duplicates"
 
 
+class BlocksGraphVersion(models.Model):
+    """One row counting the transactions that wrote `blocks` links (bumped under the
+    dependency-graph lock, stories.services.lock_blocks_graph). With the project's story
+    versions it tells a cached topological order (stories.graph) whether it is current."""
+
+    counter = models.BigIntegerField(default=0)
+
+    class Meta:
+        db_table = "blocks_graph_version"
+
+    def __str__(self) -> str:
+        return f"blocks graph version {self.counter}"
+
+
 class StoryDependency(models.Model):
     """`story` depends on `depends_on`; for type blocks, `depends_on` must finish first."""
 

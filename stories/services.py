@@ -56,6 +56,7 @@ from .models import (
     DEFAULT_WORKFLOW,
     STORY_RANK_ORDER,
     Backlog,
+    BlocksGraphVersion,
     Epic,
     Priority,
     Project,
@@ -71,6 +72,9 @@ from .permissions import has_project_role, require_project_role
 # A constant key for pg_advisory_xact_lock: writers of `blocks` edges take turns so two
 # concurrent inserts cannot each miss the other's half of a cycle.
 _BLOCKS_GRAPH_LOCK = 0x5707_B10C
+_GRAPH_VERSION = BlocksGraphVersion._meta.db_table
+_BUMP_GRAPH_VERSION_SQL = f"UPDATE {_GRAPH_VERSION} SET counter = counter + 1 WHERE id = 1"
+_FIRST_GRAPH_VERSION_SQL = f"INSERT INTO {_GRAPH_VERSION} (id, counter) VALUES (1, 1)"
 
 _ESTIMATE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(?:-\s*(\d+(?:\.\d+)?))?\s*(?:sp|pts?|points?)?\s*$", re.IGNORECASE)
 
@@ -1042,12 +1046,18 @@ def story_delete(*, actor, story: Story, expected_version: int | None = None) ->
 
 
 def lock_blocks_graph() -> None:
-    """Take the transaction's turn at writing links (a no-op on SQLite): first of all
-    locks (see the lock order above); held until the commit, and taking it again is free."""
+    """Take the transaction's turn at writing links (on SQLite the IMMEDIATE transaction
+    already is that turn): first of all locks (see the lock order above), held until the
+    commit; taking it again only bumps the graph version again."""
     # SQLite's IMMEDIATE transactions already serialize writers; PostgreSQL needs a lock.
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_BLOCKS_GRAPH_LOCK])
+        # Every writer of links comes here first: one counter, bumped while the lock is
+        # held (so it adds no wait), invalidates the cached project orders (stories.graph).
+        cursor.execute(_BUMP_GRAPH_VERSION_SQL)
+        if not cursor.rowcount:
+            cursor.execute(_FIRST_GRAPH_VERSION_SQL)
 
 
 def _label(story: Story, relative_to: Project) -> str:

@@ -311,3 +311,9 @@ def test_a_running_and_a_failed_run_say_so(su_client, project):
     detail = text_of(su_client.get(RUNS + f"{failed.pk}/change/"))
     assert "failed: GitSyncError: remote unreachable" in detail and "No file." in detail
     assert su_client.get(RUNS + f"{running.pk}/change/").status_code == 200
+
+
+def test_the_project_page_links_to_its_imports(staff_client, messy, project):
+    text = text_of(staff_client("viewer").get(f"/admin/stories/project/{project.pk}/change/"))
+    url = f"/admin/stories/importrun/?project__id__exact={project.pk}"
+    assert f'href="{url}">Imports<' in text

@@ -177,7 +177,10 @@ class _ProjectSettingsBase(forms.ModelForm):
 
     class Meta:
         model = Project
-        fields = ("slug", "name", "description", "status", "owner", "repository_url", "submodule_path", "metadata")
+        # The admin's form factory sets the fields (ProjectAdmin.get_fields) and builds them
+        # with its overrides (the repository URL's https scheme); not listed here, so this
+        # base class builds no URL field of its own with Django's deprecated default.
+        fields = ("slug", "name", "description", "status", "owner", "submodule_path", "metadata")
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -13,8 +13,10 @@ cap):
   `reload_max_latency_ms` the slowest single request then;
 - `killed_worker_failed_clients_pct`: clients that saw an error in the 4 s after one worker
   was SIGKILLed (the one with the most clients);
-- `worker_rss_mb_*`: each worker's resident memory sampled every 5 s while the story list
-  is requested for BENCH_MEMORY_SECONDS (default 60; 0 skips), without recycling.
+- `worker_rss_mb_*`: each worker's resident memory sampled every 5 s while 8 clients request
+  the story list, search, the ready page, a transitive walk and the critical path for
+  BENCH_MEMORY_SECONDS (default 60; 0 skips), without recycling (bench/run.py also
+  samples the main benchmark server's workers through the whole HTTP phase).
 
 `python -m bench.parts.workers` runs the spread part alone (SQLite, no dataset).
 """
@@ -209,11 +211,11 @@ def run_spread(extra: dict, streams: int = 0, headers: dict | None = None) -> di
     return out
 
 
-def run_memory(seconds: int, path: str, headers: dict) -> dict:
+def run_memory(seconds: int, paths: list[str], headers: dict) -> dict:
     port = _free_port()
     proc = start(port, {})
     stop = threading.Event()
-    clients = [Client(port, path, headers, stop) for _ in range(8)]
+    clients = [Client(port, paths[i % len(paths)], headers, stop) for i in range(8)]
     samples: dict[int, list[float]] = collections.defaultdict(list)
     try:
         for c in clients:
@@ -271,11 +273,24 @@ def run(ctx: Context) -> None:
     _record_spread("_with_3_streams", with_streams)
     seconds = int(os.environ.get("BENCH_MEMORY_SECONDS", "60"))
     if seconds:
-        path = "/api/v1/projects/bench-00/stories/?page_size=100"
-        mem = run_memory(seconds, path, ctx.headers)
+        # The story list on half the clients; the others on the reads that load the most
+        # per request: search, the ready page, a transitive walk, the whole-project graph.
+        p = "/api/v1/projects/bench-00"
+        last_key = f"B00-{ctx.info.get('stories_per_project', 10_000):05d}"
+        list_path = f"{p}/stories/?page_size=100"
+        paths = [list_path, "/api/v1/stories/?q=story&page_size=100", list_path, f"{p}/ready/"]
+        paths += [
+            list_path,
+            f"{p}/stories/{last_key}/blockers/?transitive=true",
+            list_path,
+            f"{p}/graph/critical-path/",
+        ]
+        mem = run_memory(seconds, paths, ctx.headers)
         for k, v in mem.items():
             results[f"worker_rss_mb_{k}" if k in ("max", "first", "last") else f"worker_memory_{k}"] = v
-        rows.append(("worker_rss_mb_max", str(mem["max"]), "", "< 250 (story list, no recycling)"))
+        rows.append(
+            ("worker_rss_mb_max", str(mem["max"]), "", "< 250 (list, search, ready, walk, graph; no recycling)")
+        )
         rows.append(("worker_memory_growth_second_half_mb_per_min", str(mem["growth_second_half_mb_per_min"]), "", ""))
 
 

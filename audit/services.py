@@ -83,8 +83,9 @@ def audit_record_many(rows: list[AuditLog]) -> None:
     ids = insert_rows(AuditLog, columns, [tuple(getattr(row, name) for name in columns) for row in rows], with_ids=True)
     for row, pk in zip(rows, ids or [], strict=True):
         row.pk = pk
-    events = [event for event in map(outbox_event, rows) if event is not None]
-    insert_rows(OutboxEvent, OUTBOX_COLUMNS, [tuple(getattr(e, name) for name in OUTBOX_COLUMNS) for e in events])
+    # The events' column values straight from the rows (no model instance per event).
+    events = [values for values in map(outbox_values, rows) if values is not None]
+    insert_rows(OutboxEvent, OUTBOX_COLUMNS, [tuple(values[name] for name in OUTBOX_COLUMNS) for values in events])
 
 
 # The outbox row's columns (attnames), for batched inserts.
@@ -106,23 +107,30 @@ OUTBOX_COLUMNS = (
 def outbox_event(row: AuditLog) -> OutboxEvent | None:
     """The unsaved outbox event of a (saved) audit row: the row's action names its type
     (audit.events.EVENT_TYPES); None for an action that publishes no event."""
+    values = outbox_values(row)
+    return None if values is None else OutboxEvent(**values)
+
+
+def outbox_values(row: AuditLog) -> dict[str, Any] | None:
+    """The outbox event's column values (OUTBOX_COLUMNS) for a saved audit row, or None
+    for an action that publishes no event."""
     event_type = event_type_for(row.action)
     if event_type is None:
         return None
     details = row.details or {}
-    return OutboxEvent(
-        type=event_type,
-        audit_id=row.pk,
-        occurred_at=row.timestamp,
-        project_id=row.project_id,
-        linked_project_id=details.get("linked_project_id"),
-        entity_type=row.entity_type,
-        entity_id=row.entity_id,
-        actor_id=row.user_id,
-        actor_repr=row.user_repr,
-        request_id=details.get("request_id") or "",
-        data=details,
-    )
+    return {
+        "type": event_type,
+        "audit_id": row.pk,
+        "occurred_at": row.timestamp,
+        "project_id": row.project_id,
+        "linked_project_id": details.get("linked_project_id"),
+        "entity_type": row.entity_type,
+        "entity_id": row.entity_id,
+        "actor_id": row.user_id,
+        "actor_repr": row.user_repr,
+        "request_id": details.get("request_id") or "",
+        "data": details,
+    }
 
 
 def audit_row(

@@ -19,6 +19,7 @@ import json
 import math
 from itertools import accumulate
 
+import orjson
 from django.core.exceptions import ValidationError
 
 # One stored JSON value: containers nested at most this deep ({"a": {"b": 1}} is 2) ...
@@ -96,7 +97,8 @@ def text_problems(fields) -> dict[str, str]:
     problems = {}
     for name, value in fields.items():
         problem = text_problem(name) if isinstance(name, str) else None
-        problem = problem or _walk_problem(value)
+        # A plain string (most fields) is checked without the walk's bookkeeping.
+        problem = problem or (text_problem(value) if type(value) is str else _walk_problem(value))
         if problem:
             problems[str(name)] = problem
     return problems
@@ -107,6 +109,13 @@ def json_value_problem(value) -> str | None:
     problem = _walk_problem(value)
     if problem:
         return problem
+    try:
+        # orjson writes the same compact UTF-8 JSON give or take a byte per float
+        # ("1e16" against "1e+16"), many times faster: far below the limit, that settles it.
+        if len(orjson.dumps(value, default=str)) < JSON_MAX_BYTES // 2:
+            return None
+    except (TypeError, orjson.JSONEncodeError):  # non-string keys, integers beyond 64 bits
+        pass
     size = len(json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str).encode("utf-8"))
     if size > JSON_MAX_BYTES:
         return f"Larger than {JSON_MAX_BYTES:,} bytes as JSON (this one has {size:,}; the limit for a JSON value)."

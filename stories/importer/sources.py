@@ -135,21 +135,29 @@ class Rule:
     origin: str  # "default", ".storyhubignore" path, "--exclude"
     code: str
 
+    def __post_init__(self) -> None:
+        # Compiled once per rule (each file of an import is matched against every rule).
+        pattern = self.pattern.strip("/")
+        if self.code == "excluded_default":
+            pattern = pattern.lower()
+        anchored = "/" in pattern or self.pattern.startswith("/")
+        whole = re.compile(fnmatch.translate(pattern)).match
+        below = re.compile(fnmatch.translate(pattern + "/*")).match if anchored else None
+        object.__setattr__(self, "_compiled", (whole, below, anchored, self.pattern.endswith("/")))
+
     def matches(self, repo_path: str) -> bool:
         rel = repo_path
         if self.base:
             if not repo_path.startswith(self.base + "/"):
                 return False
             rel = repo_path[len(self.base) + 1 :]
-        pattern = self.pattern
-        dir_only = pattern.endswith("/")
-        pattern = pattern.strip("/")
+        whole, below, anchored, dir_only = self._compiled  # type: ignore[attr-defined]
         if self.code == "excluded_default":
-            rel, pattern = rel.lower(), pattern.lower()
-        if "/" in pattern or self.pattern.startswith("/"):
-            return fnmatch.fnmatchcase(rel, pattern) or fnmatch.fnmatchcase(rel, pattern + "/*")
+            rel = rel.lower()
+        if anchored:
+            return whole(rel) is not None or below(rel) is not None
         parts = rel.split("/")
-        return any(fnmatch.fnmatchcase(part, pattern) for part in (parts[:-1] if dir_only else parts))
+        return any(whole(part) is not None for part in (parts[:-1] if dir_only else parts))
 
 
 class Excluder:

@@ -78,12 +78,16 @@ def audit_details_for(
     get: Callable[[str], Any] = row.get if isinstance(row, Mapping) else lambda name: getattr(row, name)
     details = dict(get("details") or {})
     sides = _LINK_SIDES.get(get("entity_type"))
-    if sides is None:
+    refs = _other_project_refs(details) if get("entity_type") == EntityType.STORY else set()
+    if sides is None and not refs:
         return details
     if isinstance(visible, bool):
         visible = audit_visible_project_ids(user)
     if visible is None:
         return details
+    if refs:
+        return _redacted_refs(details, refs, visible)
+    assert sides is not None
     own, linked = sides
     linked_id = details.get("linked_project_id", get("project_id"))
     if get("project_id") not in visible and own in details:
@@ -93,6 +97,41 @@ def audit_details_for(
     if linked_id not in visible:
         details.pop("linked_project_id", None)
     return details
+
+
+def _other_project_refs(details: Mapping[str, Any]) -> set[str]:
+    """The "slug:KEY" references of a story row's recorded dependency lists (a bulk write
+    records a new story's dependencies in its story.created row)."""
+    change = (details.get("changes") or {}).get("dependencies") if isinstance(details.get("changes"), dict) else None
+    if not isinstance(change, dict):
+        return set()
+    return {
+        ref
+        for side in ("old", "new")
+        if isinstance(change.get(side), list)
+        for ref in change[side]
+        if isinstance(ref, str) and ":" in ref
+    }
+
+
+def _redacted_refs(details: dict[str, Any], refs: set[str], visible: set[int]) -> dict[str, Any]:
+    """`details` with every reference to a story of a project the reader cannot see as
+    "(hidden)" (a project is named by the slug it had; a slug no visible project holds
+    is hidden). One query, only for rows that name other projects."""
+    from stories.models import Project
+
+    slugs = {ref.split(":", 1)[0] for ref in refs}
+    seen = set(Project.objects.filter(pk__in=visible, slug__in=slugs).values_list("slug", flat=True))
+    changes = dict(details["changes"])
+    change = dict(changes["dependencies"])
+    for side in ("old", "new"):
+        if isinstance(change.get(side), list):
+            change[side] = [
+                HIDDEN if isinstance(ref, str) and ":" in ref and ref.split(":", 1)[0] not in seen else ref
+                for ref in change[side]
+            ]
+    changes["dependencies"] = change
+    return {**details, "changes": changes}
 
 
 def audit_rows_redacted(*, user, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:

@@ -32,7 +32,15 @@ from . import fields, project_settings
 from .bulk import clean_value, match_status, normalize_status_word
 from .models import DEFAULT_STATUS_SLUG, Epic, Project, Status, StatusHistory, Story, StoryDependency, priority_scale
 from .selectors import reader_visibility
-from .storyfiles import ITEM_DEFAULTS, SOURCE_KEY, StoryFileError, export_path, parse_story_file, render_story_file
+from .storyfiles import (
+    ITEM_DEFAULTS,
+    SOURCE_KEY,
+    StoryFileError,
+    export_path,
+    parse_story_file,
+    render_story_file,
+    without_kept_text,
+)
 
 Progress = Callable[[int], None]  # called with the number of stories written so far
 
@@ -116,24 +124,30 @@ def iter_story_dicts(
                 for name in _JSON_COLUMNS:
                     text = r.pop(f"{name}_json")
                     r[name] = None if text is None else orjson.Fragment(text)
+                    r[f"{name}_text"] = text
         else:
             rows = list(page.values(*_VALUES)[:CHUNK])
         if not rows:
             return
         last = rows[-1]["key"]
         ids = [r["id"] for r in rows]
-        deps = _visible_dependencies(ids, seen)
+        deps, hidden = _visible_dependencies(ids, seen)
         changes = _status_changes(ids) if history else {}
         for r in rows:
+            if r["id"] in hidden:  # the kept file text names the story the reader cannot see
+                text = r.get("metadata_text")
+                r["metadata"] = without_kept_text(orjson.loads(text) if text is not None else r["metadata"])
             yield _story_dict(r, deps.get(r["id"], []), changes.get(r["id"]) if history else None, project_id)
         done += len(rows)
         if progress is not None:
             progress(done)
 
 
-def _visible_dependencies(ids: list[int], seen) -> dict[int, list[dict]]:
-    """story id -> its links to stories `seen` lets the reader see, in link order."""
+def _visible_dependencies(ids: list[int], seen) -> tuple[dict[int, list[dict]], set[int]]:
+    """(story id -> its links to stories `seen` lets the reader see, in link order; the
+    ids of the stories with a link the reader cannot see)."""
     deps: dict[int, list[dict]] = defaultdict(list)
+    hidden: set[int] = set()
     for d in (
         StoryDependency.objects.filter(story_id__in=ids)
         .order_by("story_id", "id")
@@ -148,7 +162,9 @@ def _visible_dependencies(ids: list[int], seen) -> dict[int, list[dict]]:
     ):
         if seen.sees(d["depends_on__project_id"]):
             deps[d["story_id"]].append(d)
-    return deps
+        else:
+            hidden.add(d["story_id"])
+    return deps, hidden
 
 
 def _status_changes(ids: list[int]) -> dict[int, list[dict]]:

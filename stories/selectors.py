@@ -15,7 +15,7 @@ from django.db.models import Q, QuerySet
 
 from storyhub.prepared import Prepared
 
-from .models import Project, ProjectMember, Story, StoryDependency
+from .models import ImportConflict, ImportFile, ImportRun, Project, ProjectMember, Story, StoryDependency
 from .readiness import CLOSED_CATEGORIES, is_open_blocker, open_blocker_q
 from .rules import EVERYTHING, HIDDEN_REF, Visibility, is_principal, visibility_for
 
@@ -340,3 +340,35 @@ def story_block_links(*, story: Story, reader) -> dict[str, list[dict]]:
     for side in out.values():
         side.sort(key=lambda row: (row["hidden"], row.get("ref", "")))
     return out
+
+
+# --------------------------------------------------------------------------- import reports
+
+
+def import_runs_of(*, project: Project) -> QuerySet:
+    """The import runs of `project` (a project the caller may see: the API checks that
+    first, with get_project_for). Newest first."""
+    return ImportRun.objects.filter(project=project).order_by("-started_at", "-id")
+
+
+def import_files_of(*, run) -> QuerySet:
+    """The files of import run `run`, in the report's order, with the story each became
+    and the file that caused a failure (one query)."""
+    return ImportFile.objects.filter(run=run).select_related("story", "caused_by").order_by("id")
+
+
+def import_conflicts_of(*, project: Project) -> QuerySet:
+    """The parked import conflicts of `project`, newest first, with the stories they name
+    and who resolved them (one query)."""
+    return (
+        ImportConflict.objects.filter(project=project)
+        .select_related("project", "story", "resolved_story", "resolved_by")
+        .order_by("-created_at", "-id")
+    )
+
+
+def import_conflict_ids_for_files(*, file_ids: list[int]) -> dict[int, int]:
+    """ImportFile id → the id of the conflict parked for it (one query)."""
+    if not file_ids:
+        return {}
+    return dict(ImportConflict.objects.filter(file_id__in=file_ids).order_by("id").values_list("file_id", "id"))

@@ -39,6 +39,17 @@ SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 # The key in metadata holding the original front matter (None: the file had none).
 SOURCE_KEY = "_front_matter"
 
+
+def without_kept_text(metadata: Any) -> Any:
+    """A story's metadata without the kept front matter text (SOURCE_KEY), for a reader
+    who cannot see one of the story's links: the file's own text names the linked story
+    (README "Visibility"). An export then writes the canonical keys; a re-import keeps
+    the hidden link itself, as every write does."""
+    if isinstance(metadata, dict) and SOURCE_KEY in metadata:
+        return {k: v for k, v in metadata.items() if k != SOURCE_KEY}
+    return metadata
+
+
 # Front-matter key → bulk item field, for the keys StoryHub models (aliases included).
 MODELED = fields.FILE_KEYS
 # The order a story file's keys are written in when no original order is known.

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.http import StreamingHttpResponse
+from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
@@ -16,7 +17,7 @@ from rest_framework.views import APIView
 
 from stories.exporter import CONTENT_TYPES, FORMATS, check_export_filters, export_filename, stream_export
 from stories.importer import ImportLimits, import_sources, sources_from_uploads
-from stories.models import Backlog
+from stories.models import Backlog, ImportOutcome
 from storyhub.errors import ApplicationError, NotFoundError
 
 from .actions import parse_bool
@@ -36,22 +37,35 @@ class RequestTooLarge(ApplicationError):
     http_status = 413
 
 
+OUTCOMES = list(ImportOutcome.values)
+
+
 class ImportFileResultSerializer(serializers.Serializer):
-    path = serializers.CharField()
-    outcome = serializers.ChoiceField(choices=["created", "updated", "unchanged", "failed", "skipped"])
+    path = serializers.CharField(help_text="the file's path in its root (a zip's entries: in the zip)")
+    root = serializers.CharField(help_text="the upload (zip) the file came from; empty for a file uploaded alone")
+    outcome = serializers.ChoiceField(choices=OUTCOMES)
     key = serializers.CharField(allow_null=True)
+    code = serializers.CharField(required=False, help_text="a stable reason code, e.g. duplicate_key, yaml, atomic")
     line = serializers.IntegerField(required=False, allow_null=True)
-    reason = serializers.CharField(required=False)
+    reason = serializers.CharField(required=False, allow_null=True, help_text="one line")
+    caused_by = serializers.CharField(required=False, help_text="the file whose failure made this one fail")
+    conflict = serializers.IntegerField(required=False, help_text="the parked ImportConflict's id (outcome conflict)")
     warnings = serializers.ListField(child=serializers.CharField(), required=False)
 
 
 class ImportReportSerializer(serializers.Serializer):
+    run = serializers.IntegerField(allow_null=True, help_text="the ImportRun that records this import")
+    run_url = serializers.URLField(allow_null=True, help_text="its report: GET projects/{slug}/imports/{run_id}/")
     dry_run = serializers.BooleanField()
+    atomic = serializers.BooleanField()
     written = serializers.BooleanField()
     created = serializers.IntegerField()
     updated = serializers.IntegerField()
     unchanged = serializers.IntegerField()
+    conflict = serializers.IntegerField()
     failed = serializers.IntegerField()
+    excluded = serializers.IntegerField()
+    skipped = serializers.IntegerField()
     files = ImportFileResultSerializer(many=True)
 
 
@@ -82,24 +96,39 @@ class ProjectImportView(APIView):
             }
         },
         parameters=[
-            OpenApiParameter("dry_run", OpenApiTypes.BOOL, description="validate and report, write nothing"),
-            OpenApiParameter("continue_on_error", OpenApiTypes.BOOL, description="write the good files"),
+            OpenApiParameter(
+                "dry_run",
+                OpenApiTypes.BOOL,
+                description="the real run, rolled back: reports exactly what it would do and writes nothing",
+            ),
+            OpenApiParameter(
+                "atomic",
+                OpenApiTypes.BOOL,
+                description="all or nothing: one bad file writes "
+                "nothing (400 import_failed with the report). Default: a bad file fails alone and "
+                "the others are written, as the import_stories command does",
+            ),
             OpenApiParameter("backlog", str, description="put the stories into this backlog (slug)"),
         ],
         responses={
             200: ImportReportSerializer,
             400: OpenApiResponse(
-                description="A bad request, or (code import_failed) a bad file: nothing was written and "
-                "`report` lists every file.",
+                description="A bad request, or (code import_failed, atomic imports) a bad file: nothing was "
+                "written and `report` lists every file.",
                 response=ImportFailedSerializer,
             ),
         },
     )
     def post(self, request, slug):
+        """Import story files (and zips, JSON exports), recorded as an import run.
+
+        Not atomic by default: every file ends created, updated, unchanged, conflict
+        (parked), failed, excluded or skipped in the report, and the good ones are
+        written even when others fail."""
         project = get_project_for(request, slug)
         require_role(request, project, "member")
         dry_run = parse_bool(request, "dry_run")
-        continue_on_error = parse_bool(request, "continue_on_error")
+        atomic = _atomic(request)
         backlog = None
         if request.query_params.get("backlog"):
             backlog = Backlog.objects.filter(project=project, slug=request.query_params["backlog"]).first()
@@ -119,10 +148,11 @@ class ProjectImportView(APIView):
             actor=request.user,
             backlog=backlog,
             dry_run=dry_run,
-            continue_on_error=continue_on_error,
+            continue_on_error=not atomic,
+            source="api",
         )
-        body = report.as_dict()
-        if not report.ok and not continue_on_error:
+        body = report_body(request, project, report)
+        if atomic and not report.ok:
             failed = [f for f in report.files if f.outcome == "failed"]
             raise ImportFailed(
                 f"{len(failed)} of {len(report.files)} files cannot be imported; nothing was written.",
@@ -130,6 +160,27 @@ class ProjectImportView(APIView):
                 extra={"report": body},
             )
         return Response(body)
+
+
+def _atomic(request) -> bool:
+    """`?atomic=true`; `?continue_on_error=false` (the older spelling, left out of the
+    schema) means the same. `atomic`, when given, decides."""
+    if request.query_params.get("atomic") is not None:
+        return parse_bool(request, "atomic")
+    return not parse_bool(request, "continue_on_error", default=True)
+
+
+def report_body(request, project, report) -> dict:
+    """An import's report as the API answers it: the importer's report plus whether it
+    was atomic and the link to its import run."""
+    body = report.as_dict()
+    body["atomic"] = report.atomic
+    body["run_url"] = (
+        request.build_absolute_uri(reverse("import-run-detail", kwargs={"slug": project.slug, "run_id": report.run_id}))
+        if report.run_id is not None
+        else None
+    )
+    return body
 
 
 EXPORT_FILTERS = [

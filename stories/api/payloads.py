@@ -16,6 +16,7 @@ from django.db.models.functions import Cast
 from stories import fields, readiness
 from stories.models import Project, Status, Story, StoryDependency
 from stories.selectors import visible_project_sql
+from stories.storyfiles import without_kept_text
 from storyhub.prepared import Prepared
 
 PRIORITY_WORDS = fields.PRIORITY_WORDS
@@ -147,6 +148,9 @@ def story_list_payload(rows: list[dict], *, reader) -> list[dict]:
             if readiness.is_open_blocker(dep_type, category):
                 open_blockers += 1
         category = r["status__category"]
+        metadata = _json(r["metadata_json"])
+        if any(not visible for *_, visible in deps.get(r["id"], ())):
+            metadata = without_kept_text(metadata)  # the file's text names the hidden story
         out.append(
             {
                 "key": r["key"],
@@ -168,7 +172,7 @@ def story_list_payload(rows: list[dict], *, reader) -> list[dict]:
                 "created": r["created"],
                 "last_updated": r["last_updated"],
                 "body": r["body"],
-                "metadata": _json(r["metadata_json"]),
+                "metadata": metadata,
                 "version": r["version"],
                 "rank": r["rank"],
                 "source_repo": r["source_repo"],

@@ -100,8 +100,9 @@ _PARKED_FIELDS = ["run", "file", "kind", "key", "other_key", "story", "story_sou
 # --------------------------------------------------------------------------- resolving
 
 
-def _import_text(*, actor, conflict: ImportConflict, key: str) -> Story:
-    """Write the parked file's text as story `key` (with the parked file as its source)."""
+def _import_text(*, actor, conflict: ImportConflict, key: str, source: str) -> Story:
+    """Write the parked file's text as story `key` (with the parked file as its source);
+    `source` (admin, api) goes into the story's audit rows."""
     try:
         parsed = parse_story_file(conflict.content, conflict.source_path)
     except StoryFileError as exc:
@@ -113,7 +114,7 @@ def _import_text(*, actor, conflict: ImportConflict, key: str) -> Story:
             project=conflict.project,
             items=[item],
             sources=[(conflict.source_repo, conflict.source_path, conflict.content_hash)],
-            source="admin",
+            source=source,
             enforce_workflow=False,
         )
     except BulkValidationError as exc:
@@ -158,7 +159,7 @@ def import_conflict_keep_existing(*, actor, conflict: ImportConflict) -> ImportC
 
 
 @transaction.atomic
-def import_conflict_parked_wins(*, actor, conflict: ImportConflict) -> ImportConflict:
+def import_conflict_parked_wins(*, actor, conflict: ImportConflict, source: str = "admin") -> ImportConflict:
     """The parked file becomes the story (and its source); what it replaced is kept:
     the story's previous fields in `replaced_content`, and its previous file as a
     resolved conflict, so importing that file again does not overwrite the winner."""
@@ -169,7 +170,7 @@ def import_conflict_parked_wins(*, actor, conflict: ImportConflict) -> ImportCon
     previous = Story.objects.filter(project=conflict.project, key=conflict.key).first()
     if previous is not None:
         conflict.replaced_content = _story_snapshot(previous)
-    story = _import_text(actor=actor, conflict=conflict, key=conflict.key)
+    story = _import_text(actor=actor, conflict=conflict, key=conflict.key, source=source)
     if previous is not None and previous.source_path and previous.source_path != conflict.source_path:
         ImportConflict.objects.create(
             project=conflict.project,
@@ -192,7 +193,7 @@ def import_conflict_parked_wins(*, actor, conflict: ImportConflict) -> ImportCon
 
 
 @transaction.atomic
-def import_conflict_rekey(*, actor, conflict: ImportConflict, new_key: str) -> ImportConflict:
+def import_conflict_rekey(*, actor, conflict: ImportConflict, new_key: str, source: str = "admin") -> ImportConflict:
     """Import the parked file as a new story under `new_key` (later imports of that file
     keep using it)."""
     require_project_role(actor, conflict.project, ProjectMember.Role.MEMBER)
@@ -202,7 +203,7 @@ def import_conflict_rekey(*, actor, conflict: ImportConflict, new_key: str) -> I
         raise ValidationError({"key": ["Give the new key."]})
     if Story.objects.filter(project=conflict.project, key=new_key).exists():
         raise ValidationError({"key": [f"Story {new_key} exists already; give a key no story has."]})
-    story = _import_text(actor=actor, conflict=conflict, key=new_key)
+    story = _import_text(actor=actor, conflict=conflict, key=new_key, source=source)
     return _resolved(actor=actor, conflict=conflict, state=State.REKEYED, story=story, note=f"imported as {new_key}")
 
 

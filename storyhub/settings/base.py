@@ -324,6 +324,11 @@ SPECTACULAR_SETTINGS = {
         "DependencyTypeEnum": "stories.models.DependencyType",
         "ProjectDependencyTypeEnum": "stories.models.ProjectDependencyType",
         "DatabaseErrorCodeEnum": ["database_unavailable", "database_timeout", "database_busy"],
+        "ImportOutcomeEnum": "stories.models.ImportOutcome",
+        "ImportRunStateEnum": "stories.models.ImportRunState",
+        "ImportConflictKindEnum": "stories.models.ConflictKind",
+        "ImportConflictStateEnum": "stories.models.ConflictState",
+        "ImportResolutionEnum": "stories.api.import_views.RESOLUTIONS",
     },
 }
 

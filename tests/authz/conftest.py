@@ -60,6 +60,9 @@ class Side:
     project_dependency_new: tuple[str, str]  # (from, to) of a project link that does not exist yet
     webhook_id: int = 0  # a webhook endpoint of the project
     delivery_id: int = 0  # one of its deliveries
+    run_id: int = 0  # an import run of the project
+    file_id: int = 0  # one of its files
+    conflict_id: int = 0  # an open import conflict it parked
 
 
 @dataclass
@@ -241,7 +244,46 @@ def build_world() -> World:
     }
     world = World(sides=sides, users=users, keys=keys, sessions=sessions)
     world.objects = {**_admin_objects(a, b, alice, b_to_a, b_to_c), **_webhooks(sides, a, b, alice, owner)}
+    world.objects.update(_imports(sides, a, b, alice, owner))
     return world
+
+
+def _import_file(key: str, title: str, deps: str = "[]") -> bytes:
+    return f"---\nid: {key}\ntitle: {title}\nstatus: draft\ndependencies: {deps}\n---\n# {key}: {title}\n".encode()
+
+
+def _imports(sides: dict[str, Side], a: dict, b: dict, alice, owner) -> dict[str, dict[str, object]]:
+    """An import run per project, each with a story written, a file that failed and a
+    parked duplicate (A's paths, keys and texts carry MARKER). B's imported story also
+    depends on a story of A, so the existing version a conflict shows must leave it out."""
+    from stories.importer import Source, import_sources
+    from stories.models import ImportConflict, ImportFile
+
+    up = MARKER.upper()
+    a_ref = f"{a['project'].slug}:{a['stories'][2].key}"
+    plans = {
+        A: (a["project"], alice, MARKER, f"{up}-IMP", f"{MARKER} imported", "[]"),
+        B: (b["project"], owner, "b", "B-IMP", "B imported", f"[{{key: '{a_ref}', type: relates}}]"),
+    }
+    rows: dict[str, dict[str, object]] = {
+        "stories.importrun": {},
+        "stories.importfile": {},
+        "stories.importconflict": {},
+    }
+    for side, (project, actor, folder, key, title, deps) in plans.items():
+        files = [
+            Source(path=f"{folder}-import/one.md", data=_import_file(key, title, deps)),
+            Source(path=f"{folder}-import/two.md", data=_import_file(key, f"{title} again")),
+            Source(path=f"{folder}-import/bad.md", data=f"---\nid: {key}-BAD\ntitle: [\n---\n".encode()),
+        ]
+        report = import_sources(files, project=project, actor=None if side == B else actor, source="api")
+        conflict = ImportConflict.objects.get(project=project, state="open")
+        bad = ImportFile.objects.get(run_id=report.run_id, outcome="failed")
+        sides[side].run_id, sides[side].file_id, sides[side].conflict_id = report.run_id, bad.pk, conflict.pk
+        rows["stories.importrun"][side] = bad.run
+        rows["stories.importfile"][side] = bad
+        rows["stories.importconflict"][side] = conflict
+    return rows
 
 
 def _webhooks(sides: dict[str, Side], a: dict, b: dict, alice, owner) -> dict[str, dict[str, object]]:

@@ -90,7 +90,7 @@ ROLE_RULES: list[tuple[frozenset, str, str]] = [
     (UNSAFE, r"/(backlogs|statuses|members)/", "admin"),
     (UNSAFE, r"^/project-dependencies/", "admin"),
     (frozenset({"DELETE"}), r"/epics/\{item\}/$", "admin"),
-    (UNSAFE, r"/(stories|epics|import)/", "member"),
+    (UNSAFE, r"/(stories|epics|import|import-conflicts)/", "member"),
 ]
 
 # Operations whose objects belong to a user, not a project: hidden from everyone else,
@@ -176,6 +176,7 @@ BODIES: dict[tuple[str, str], Any] = {
     },
     ("POST", "/projects/{slug}/import/"): (MULTIPART, {"files": ("matrix.md", STORY_FILE)}),
     ("POST", "/projects/{slug}/sync/"): {},
+    ("POST", "/projects/{slug}/import-conflicts/{conflict_id}/resolve/"): {"resolution": "keep_existing"},
     ("POST", "/project-dependencies/"): {"from_project": "{pd_from}", "to_project": "{pd_to}"},
     ("POST", "/projects/{slug}/webhooks/"): {"url": "http://127.0.0.1:9/matrix", "event_types": ["story.*"]},
     ("PATCH", "/projects/{slug}/webhooks/{webhook_id}/"): {"description": "patched by the matrix"},
@@ -304,6 +305,9 @@ def _values(world, side: str | None, principal: Principal) -> dict[str, Any]:
         "pd_to": s.project_dependency_new[1],
         "webhook_id": s.webhook_id,
         "delivery_id": s.delivery_id,
+        "run_id": s.run_id,
+        "file_id": s.file_id,
+        "conflict_id": s.conflict_id,
     }
 
 
@@ -450,6 +454,7 @@ def test_the_matrix_covers_every_route():
     assert not missing, f"routes missing from the schema, so from the matrix: {missing}"
 
     known = {"slug", "key", "item", "username", "dep_id", "id", "sid_prefix", "backlog", "webhook_id", "delivery_id"}
+    known |= {"run_id", "file_id", "conflict_id"}
     unknown = {f"{op}: {name}" for op in OPERATIONS for name in op.path_params if name not in known}
     assert not unknown, f"path parameters the matrix cannot fill (add them to _values): {unknown}"
     no_body = {str(op) for op in OPERATIONS if op.method in {"POST", "PUT", "PATCH"} and op.body is None}
@@ -469,7 +474,7 @@ def _missing(values: dict[str, Any], side: str) -> dict[str, Any]:
     for name, value in values.items():
         if isinstance(value, str) and MARKER in value.lower():
             out[name] = value.replace(MARKER, "nosuch").replace(MARKER.upper(), "NOSUCH")
-        elif side == A and name in ("dep_id", "id", "webhook_id", "delivery_id"):
+        elif side == A and name in ("dep_id", "id", "webhook_id", "delivery_id", "run_id", "file_id", "conflict_id"):
             out[name] = 10**9
         elif side == A and name == "sid_prefix":
             out[name] = "nosuch00"
@@ -502,7 +507,7 @@ def test_hidden_answers_exactly_like_missing(world, op, side, principal):
     answer = _content(missing_response).decode("utf-8", "replace")
     # An import's report names the ImportRun it recorded: each request records its own, so
     # the two ids differ by one whatever the project; the id tells nothing about A.
-    hidden, answer = (re.sub(r'"run":\d+', '"run":N', body) for body in (hidden, answer))
+    hidden, answer = (re.sub(r'"run":\d+|imports/\d+/', "run N", body) for body in (hidden, answer))
     assert (hidden_response.status_code, hidden) == (missing_response.status_code, answer)
 
 

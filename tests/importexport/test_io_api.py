@@ -62,10 +62,35 @@ def test_import_files_and_zip_with_audit(member_client, member, project):
     assert again.json()["unchanged"] == 1 and again.json()["written"] is False
 
 
-def test_import_failure_is_a_400_with_the_report(member_client, project):
+BAD_YAML = "---\nid: B-1\ntitle: [\n---\n"
+
+
+def test_import_is_not_atomic_by_default_like_the_command(member_client, project):
+    """A bad file fails alone and the good ones are written (200 with the per-file
+    report), as `import_stories` does; the run is recorded with source "api"."""
+    from stories.models import ImportRun
+
     response = member_client.post(
-        IMPORT,
-        {"files": [upload("good.md", story_text("G-1")), upload("bad.md", "---\nid: B-1\ntitle: [\n---\n")]},
+        IMPORT, {"files": [upload("good.md", story_text("G-1")), upload("bad.md", BAD_YAML)]}, format="multipart"
+    )
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert (body["atomic"], body["written"], body["created"], body["failed"]) == (False, True, 1, 1)
+    bad = next(f for f in body["files"] if f["path"] == "bad.md")
+    assert (bad["outcome"], bad["code"], bad["line"], bad["root"]) == ("failed", "yaml", 3, "")
+    assert bad["reason"].startswith("malformed YAML") and "\n" not in bad["reason"]
+    assert Story.objects.filter(project=project, key="G-1").exists()
+    run = ImportRun.objects.get(pk=body["run"])
+    assert (run.source, run.project, run.options["continue_on_error"]) == ("api", project, True)
+    assert body["run_url"] == f"http://testserver/api/v1/projects/plan-pipe/imports/{run.pk}/"
+    assert member_client.get(body["run_url"]).json()["counts"]["failed"] == 1
+
+
+@pytest.mark.parametrize("flag", ["atomic=true", "continue_on_error=false"])
+def test_an_atomic_import_failure_is_a_400_with_the_report(member_client, project, flag):
+    response = member_client.post(
+        f"{IMPORT}?{flag}",
+        {"files": [upload("good.md", story_text("G-1")), upload("bad.md", BAD_YAML)]},
         format="multipart",
     )
     assert response.status_code == 400
@@ -74,14 +99,33 @@ def test_import_failure_is_a_400_with_the_report(member_client, project):
     assert "nothing was written" in body["message"]
     assert body["details"]["bad.md"][0].startswith("line 3: malformed YAML")
     assert {f["path"]: f["outcome"] for f in body["report"]["files"]} == {"good.md": "skipped", "bad.md": "failed"}
+    assert body["report"]["atomic"] is True and body["report"]["skipped"] == 1
+    assert body["report"]["run_url"].endswith(f"/imports/{body['report']['run']}/")
     assert not Story.objects.filter(project=project).exists()
-    partial = member_client.post(
-        IMPORT + "?continue_on_error=true",
-        {"files": [upload("good.md", story_text("G-1")), upload("bad.md", "---\nid: B-1\ntitle: [\n---\n")]},
-        format="multipart",
+
+
+def test_the_report_carries_conflicts_and_excludes(member_client, project):
+    """Two files with one id: the second is parked (outcome conflict, with its conflict's
+    id); a README is excluded by default; both are in the report, nothing is lost."""
+    archive = make_zip(
+        {
+            "repo/backlog/a.md": story_text("DUP-1", "From backlog"),
+            "repo/staging/a.md": story_text("DUP-1", "From staging"),
+            "repo/README.md": "# About this repository\n",
+        }
     )
-    assert partial.status_code == 200 and partial.json()["failed"] == 1
-    assert Story.objects.filter(project=project, key="G-1").exists()
+    body = member_client.post(IMPORT, {"files": [upload("plan.zip", archive)]}, format="multipart").json()
+    outcomes = {f["path"]: (f["root"], f["outcome"], f.get("code")) for f in body["files"]}
+    assert outcomes == {
+        "repo/README.md": ("plan.zip", "excluded", "excluded_default"),
+        "repo/backlog/a.md": ("plan.zip", "created", None),
+        "repo/staging/a.md": ("plan.zip", "conflict", "duplicate_key"),
+    }
+    parked = next(f for f in body["files"] if f["outcome"] == "conflict")
+    conflict = member_client.get(f"/api/v1/projects/plan-pipe/import-conflicts/{parked['conflict']}/").json()
+    assert conflict["state"] == "open" and "From staging" in conflict["content"]
+    assert "From backlog" in conflict["existing"]["text"]
+    assert (body["conflict"], body["excluded"], body["created"]) == (1, 1, 1)
 
 
 def test_import_dry_run_and_bad_requests(member_client, project):
@@ -102,7 +146,16 @@ def test_import_dry_run_and_bad_requests(member_client, project):
     escape = member_client.post(
         IMPORT, {"files": [upload("x.zip", make_zip({"../x.md": story_text("E-1")}))]}, format="multipart"
     )
-    assert escape.status_code == 400 and "escapes the archive" in str(escape.json()["details"])
+    assert escape.status_code == 200, escape.content
+    [escaped] = escape.json()["files"]
+    assert escaped["outcome"] == "failed" and "escapes the archive" in escaped["reason"]
+    atomic = member_client.post(
+        IMPORT + "?atomic=true",
+        {"files": [upload("x.zip", make_zip({"../x.md": story_text("E-1")}))]},
+        format="multipart",
+    )
+    assert atomic.status_code == 400 and "escapes the archive" in str(atomic.json()["details"])
+    assert atomic.json()["report"]["files"][0]["outcome"] == "failed"
 
 
 def test_export_formats_and_filters(member_client, owner, project):

@@ -168,8 +168,8 @@ def test_import_applies_the_limit(member_client, project):
 
     files = [file("F-1", "deep: " + deep_text(40)), file("F-2", "deeper: " + deep_text(5000))]
     response = member_client.post(P + "import/", {"files": files}, format="multipart")
-    assert response.status_code == 400, response.content
-    report = {f["path"]: f for f in response.json()["report"]["files"]}
+    assert response.status_code == 200, response.content  # not atomic: each file fails alone
+    report = {f["path"]: f for f in response.json()["files"]}
     assert report["F-1.md"]["outcome"] == "failed" and DEPTH_REASON in report["F-1.md"]["reason"]
     assert report["F-2.md"]["outcome"] == "failed" and DEPTH_REASON in report["F-2.md"]["reason"]
     assert not Story.objects.filter(project=project).exists()

@@ -246,6 +246,8 @@ class RoundTrip:
         self.by_name = {normalize_status_word(s.name): s for s in self.statuses.values()}
         self.epics = set(Epic.objects.filter(project=project).values_list("slug", flat=True))
         self.default_status = project.settings.get(project_settings.DEFAULT_STATUS, DEFAULT_STATUS_SLUG)
+        # A number in a file means what the project's scale says (1 may be low or critical).
+        self.scale = priority_scale(project.settings)
 
     def same(self, text: str, path: str, story: dict[str, Any], *, source_too: bool = True) -> bool:
         """Whether `text` imports as `story`; `source_too=False`: apart from the kept front
@@ -254,7 +256,7 @@ class RoundTrip:
             item = {**ITEM_DEFAULTS, **parse_story_file(text, path).item}
         except StoryFileError:
             return False
-        if not _same_plain_values(item, story, source_too=source_too):
+        if not _same_plain_values(item, story, source_too=source_too, scale=self.scale):
             return False
         status = item.get("status")
         if status in (None, ""):
@@ -278,9 +280,12 @@ class RoundTrip:
         return text if text in self.epics else slugify(text)[:100]
 
 
-def _same_plain_values(item: dict[str, Any], story: dict[str, Any], *, source_too: bool) -> bool:
+def _same_plain_values(
+    item: dict[str, Any], story: dict[str, Any], *, source_too: bool, scale: dict[int, int] | None = None
+) -> bool:
     """Whether a parsed file's plain values (all but status, epic and links) are the
-    story's; `source_too=False`: the kept front matter text aside."""
+    story's (a numeric priority read on the project's `scale`); `source_too=False`: the
+    kept front matter text aside."""
     try:
         if item["key"] != story["key"] or item["file_path"] != story["file_path"]:
             return False
@@ -292,7 +297,7 @@ def _same_plain_values(item: dict[str, Any], story: dict[str, Any], *, source_to
             metadata = {**metadata, SOURCE_KEY: story["metadata"].get(SOURCE_KEY)}
         if item["body"] != story["body"] or metadata != story["metadata"]:
             return False
-        return PRIORITY_WORDS[clean_value("priority", item["priority"])] == story["priority"]
+        return PRIORITY_WORDS[clean_value("priority", item["priority"], priority_scale=scale)] == story["priority"]
     except Exception:  # noqa: BLE001 - any value the importer would refuse is "not the same"
         return False
 

@@ -249,14 +249,15 @@ class StoryHubAutoSchema(AutoSchema):
 
 def postprocess_nullable_refs(result, generator, request, public):
     """drf-spectacular writes a nullable enum as `{"nullable": true, "oneOf": [{$ref},
-    {$ref NullEnum}]}`; OpenAPI 3.0 wants a `type` beside `nullable` (Redocly's
+    {$ref NullEnum}]}` (a nullable nested object as `allOf: [{$ref}]`); OpenAPI 3.0 wants a `type` beside `nullable` (Redocly's
     nullable-type-sibling). Give it the referenced component's type."""
     components = result.get("components", {}).get("schemas", {})
 
     def fix(node):
         if isinstance(node, dict):
-            if node.get("nullable") and "type" not in node and node.get("oneOf"):
-                for alternative in node["oneOf"]:
+            alternatives = node.get("oneOf") or node.get("allOf")  # allOf: a nullable nested serializer
+            if node.get("nullable") and "type" not in node and alternatives:
+                for alternative in alternatives:
                     target = components.get(alternative.get("$ref", "").rsplit("/", 1)[-1], {})
                     if target.get("type"):
                         node["type"] = target["type"]

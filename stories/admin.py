@@ -507,7 +507,13 @@ class StoryAdminForm(forms.ModelForm):
         # The admin narrows this to its fieldsets (get_form passes `fields`): the fields the
         # services assign, plus the project, the status and the version the page was read at.
         fields = ("project", "status", "version", *story_fields.WRITABLE)
-        widgets = {"version": forms.HiddenInput}
+        widgets = {"version": forms.HiddenInput, "metadata": PrettyJSONWidget}
+        help_texts = {
+            "metadata": (
+                "A JSON object: the story file's front-matter keys StoryHub does not model (market, layer, "
+                "emit_metadata, …), kept as written and written back on export. StoryHub reads nothing from it."
+            )
+        }
 
     def clean_body(self):
         return self.cleaned_data["body"].replace("\r\n", "\n")

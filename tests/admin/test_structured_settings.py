@@ -208,3 +208,19 @@ def test_a_viewer_reads_the_moves_in_words(staff_client, project):
     body = staff_client("viewer").get(status_url(accepted)).content.decode()
     assert "done, review" in body
     assert 'name="moves_to"' not in body and 'name="any_move"' not in body
+
+
+def test_story_metadata_is_indented_with_what_it_holds(su_client, project, owner):
+    from stories.models import Story
+    from tests.factories import StoryFactory
+
+    story = StoryFactory(project=project, key="MD-1", metadata={"market": "eu", "layer": 2}, actor=owner)
+    url = reverse("admin:stories_story_change", args=[story.pk])
+    response = su_client.get(url)
+    body = response.content.decode().replace("&quot;", '"')
+    assert '{\n  "layer": 2,\n  "market": "eu"\n}' in body
+    assert "front-matter keys StoryHub does not model" in body
+    # Saved as shown: nothing changes, no new version.
+    data = admin_form_data(response)
+    assert su_client.post(url, data).status_code == 302
+    assert Story.objects.get(pk=story.pk).version == story.version

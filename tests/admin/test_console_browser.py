@@ -277,7 +277,8 @@ def _import_and_sync_pages(user, project, root: Path) -> dict[str, str]:
 
 # The pages the accessibility proof covers.
 AXE_PAGES = {"dashboard", "board", "story-list", "story-page", "graph", "audit-log", "audit-detail", "workflow"}
-AXE_PAGES |= {"import-runs", "import-run", "import-conflicts", "import-conflict", "sync-links", "sync-conflict"}
+AXE_PAGES |= {"import-runs", "import-run", "import-conflicts", "import-conflict"}
+AXE_PAGES |= {"sync-links", "sync-link", "sync-conflicts", "sync-conflict"}
 AXE_PAGES |= {"project-page", "status-page"}
 MEASURE_JS = """() => {
   const r = document.querySelector('#changelist .results');

@@ -368,6 +368,8 @@ class _Importer:
             failed = {
                 f.key: f for f in self.report.files if f.outcome == "failed" and f.key and f.key not in self.owners
             }
+            if not failed:  # the usual case: no file failed, nothing to look up per dependency
+                return pending
             alive = {e.key for e in pending}
             hit = False
             for entry in pending:

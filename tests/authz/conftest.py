@@ -253,8 +253,8 @@ def _import_file(key: str, title: str, deps: str = "[]") -> bytes:
 
 
 def _imports(sides: dict[str, Side], a: dict, b: dict, alice, owner) -> dict[str, dict[str, object]]:
-    """An import run per project, each with a story written, a file that failed and a
-    parked duplicate (A's paths, keys and texts carry MARKER). B's imported story also
+    """An import run per project through the API's path (source api), each with a story
+    written, a file that failed and a parked duplicate (A's paths, keys and texts carry MARKER). B's imported story also
     depends on a story of A, so the existing version a conflict shows must leave it out."""
     from stories.importer import Source, import_sources
     from stories.models import ImportConflict, ImportFile
@@ -262,8 +262,8 @@ def _imports(sides: dict[str, Side], a: dict, b: dict, alice, owner) -> dict[str
     up = MARKER.upper()
     a_ref = f"{a['project'].slug}:{a['stories'][2].key}"
     plans = {
-        A: (a["project"], alice, MARKER, f"{up}-IMP", f"{MARKER} imported", "[]"),
-        B: (b["project"], owner, "b", "B-IMP", "B imported", f"[{{key: '{a_ref}', type: relates}}]"),
+        A: (a["project"], alice, MARKER, f"{up}-API", f"{MARKER} imported", "[]"),
+        B: (b["project"], owner, "b", "B-API", "B imported", f"[{{key: '{a_ref}', type: relates}}]"),
     }
     rows: dict[str, dict[str, object]] = {
         "stories.importrun": {},
@@ -277,12 +277,10 @@ def _imports(sides: dict[str, Side], a: dict, b: dict, alice, owner) -> dict[str
             Source(path=f"{folder}-import/bad.md", data=f"---\nid: {key}-BAD\ntitle: [\n---\n".encode()),
         ]
         report = import_sources(files, project=project, actor=None if side == B else actor, source="api")
-        conflict = ImportConflict.objects.get(project=project, state="open")
+        conflict = ImportConflict.objects.get(run_id=report.run_id, state="open")
         bad = ImportFile.objects.get(run_id=report.run_id, outcome="failed")
         sides[side].run_id, sides[side].file_id, sides[side].conflict_id = report.run_id, bad.pk, conflict.pk
-        rows["stories.importrun"][side] = bad.run
         rows["stories.importfile"][side] = bad
-        rows["stories.importconflict"][side] = conflict
     return rows
 
 

@@ -254,8 +254,9 @@ def _import_file(key: str, title: str, deps: str = "[]") -> bytes:
 
 def _imports(sides: dict[str, Side], a: dict, b: dict, alice, owner) -> dict[str, dict[str, object]]:
     """An import run per project through the API's path (source api), each with a story
-    written, a file that failed and a parked duplicate (A's paths, keys and texts carry MARKER). B's imported story also
-    depends on a story of A, so the existing version a conflict shows must leave it out."""
+    written, a file that failed and a parked duplicate (A's paths, keys and texts carry
+    MARKER). B's imported story also depends on a story of A, so the existing version a
+    conflict shows must leave it out."""
     from stories.importer import Source, import_sources
     from stories.models import ImportConflict, ImportFile
 
@@ -265,11 +266,7 @@ def _imports(sides: dict[str, Side], a: dict, b: dict, alice, owner) -> dict[str
         A: (a["project"], alice, MARKER, f"{up}-API", f"{MARKER} imported", "[]"),
         B: (b["project"], owner, "b", "B-API", "B imported", f"[{{key: '{a_ref}', type: relates}}]"),
     }
-    rows: dict[str, dict[str, object]] = {
-        "stories.importrun": {},
-        "stories.importfile": {},
-        "stories.importconflict": {},
-    }
+    rows: dict[str, dict[str, object]] = {"stories.importfile": {}}  # runs, conflicts: _import_objects
     for side, (project, actor, folder, key, title, deps) in plans.items():
         files = [
             Source(path=f"{folder}-import/one.md", data=_import_file(key, title, deps)),

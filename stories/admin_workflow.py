@@ -18,7 +18,8 @@ from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
-from storyhub.admin_base import SERVICE_ERRORS, error_text
+from storyhub.admin_base import SERVICE_ERRORS, BoundedJSONFormField, error_text
+from storyhub.validators import JSON_MAX_DEPTH, json_text_depth_exceeds
 
 from . import project_settings, services
 from .models import DEFAULT_WORKFLOW, PRIORITY_BY_WORD, PRIORITY_WORDS, Project, Status
@@ -35,6 +36,9 @@ class PrettyJSONWidget(forms.Textarea):
         super().__init__(attrs={"rows": 6, "cols": 60, **(attrs or {})})
 
     def format_value(self, value):
+        # Text refused for its depth is shown again as typed: decoding it would recurse.
+        if isinstance(value, str) and json_text_depth_exceeds(value, JSON_MAX_DEPTH):
+            return super().format_value(value)
         try:
             return json.dumps(json.loads(value), indent=2, ensure_ascii=False, sort_keys=True)
         except (TypeError, ValueError):
@@ -262,7 +266,7 @@ def _declared_settings_fields() -> dict[str, forms.Field]:
                 label="Your own scale",
                 help_text="Only with 'your own mapping': number=word pairs, e.g. 1=critical, 2=high, 3=medium.",
             )
-    fields[OTHER_SETTINGS] = forms.JSONField(
+    fields[OTHER_SETTINGS] = BoundedJSONFormField(
         required=False,
         label="Other settings",
         widget=PrettyJSONWidget,

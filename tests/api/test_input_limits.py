@@ -200,9 +200,10 @@ def test_admin_forms_apply_the_limit(story):
         assert list(response.context["adminform"].form.errors) == ["metadata"]
     url = f"/admin/stories/project/{story.project.pk}/change/"
     data = admin_form_data(client.get(url))
-    response = client.post(url, {**data, "settings": json.dumps(nested(40))})
+    # The project's own settings keys (the structured form's "Other settings" JSON box).
+    response = client.post(url, {**data, "other_settings": json.dumps({"mine": nested(40)})})
     assert response.status_code == 200
-    assert list(response.context["adminform"].form.errors) == ["settings"]
+    assert list(response.context["adminform"].form.errors) == ["other_settings"]
     story.refresh_from_db()
     assert story.metadata == {}
     _stored_deep(story, 300)  # a value stored before the limit still shows on its page

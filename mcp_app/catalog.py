@@ -236,8 +236,9 @@ TOOLS: dict[str, dict[str, Any]] = {
         "annotations": _write(destructive=True, idempotent=True),
     },
     "import_story_files": {
-        "description": "Import story files (YAML front matter + markdown) given as text; all or nothing unless "
-        "continue_on_error; dry_run reports only.",
+        "description": "Import story files (YAML front matter + markdown) given as text. File by file like the "
+        "API and the command: every file ends created, updated, unchanged, conflict, excluded or failed in "
+        "the report; atomic makes it all or nothing; dry_run reports only.",
         "inputSchema": _obj(
             ("project", "files"),
             project=PROJECT,
@@ -252,7 +253,8 @@ TOOLS: dict[str, dict[str, Any]] = {
                 ),
             },
             dry_run=_b("validate and report, write nothing"),
-            continue_on_error=_b("write the good files, report the bad"),
+            atomic=_b("all or nothing: one bad file and nothing is written"),
+            continue_on_error=_b("the older spelling: false means atomic (atomic, when given, decides)"),
         ),
         "annotations": _write(destructive=True, idempotent=True),
     },

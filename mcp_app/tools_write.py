@@ -143,17 +143,18 @@ def _sources(files: list[dict[str, str]]) -> list[Source]:
 def import_story_files(caller: Caller, args: dict[str, Any]) -> Any:
     project = get_project_for(caller, args["project"])
     require_role(caller, project, "member")
-    continue_on_error = args.get("continue_on_error", False)
+    # Not atomic by default, like POST import/ and import_stories.
+    atomic = args["atomic"] if "atomic" in args else not args.get("continue_on_error", True)
     report = import_sources(
         _sources(args["files"]),
         project=project,
         actor=caller.user,
         dry_run=args.get("dry_run", False),
-        continue_on_error=continue_on_error,
+        continue_on_error=not atomic,
         source="mcp",  # the import run's record says where it came from
     )
     body = report.as_dict()
-    if not report.ok and not continue_on_error:
+    if not report.ok and atomic:
         failed = [f for f in report.files if f.outcome == "failed"]
         raise ImportFailed(
             f"{len(failed)} of {len(report.files)} files cannot be imported; nothing was written.",

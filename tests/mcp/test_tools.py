@@ -67,11 +67,14 @@ def test_move_link_remove_and_import(alice):
             ),
             await call(c, "import_story_files", project="plan", files=[{"path": "t/T-3.md", "text": text}]),
             await call(c, "import_story_files", project="plan", files=[{"path": "../x.md", "text": text}]),
+            await call(c, "import_story_files", project="plan", files=[{"path": "../x.md", "text": text}], atomic=True),
             await call(c, "story_dependents", project="plan", key="T-1"),
             await call(c, "critical_path", project="plan"),
         ]
 
-    moved, no_backlog, related, duplicate, removed, gone, dry, imported, unsafe, dependents, path = run(alice, steps)
+    moved, no_backlog, related, duplicate, removed, gone, dry, imported, unsafe, unsafe_atomic, dependents, path = run(
+        alice, steps
+    )
     assert moved[0]["backlog"] == "sprint-1" and moved[0]["version"] == 2
     assert no_backlog[0]["code"] == "not_found" and "backlog" in no_backlog[0]["details"]
     assert related[0]["type"] == "relates"
@@ -80,7 +83,9 @@ def test_move_link_remove_and_import(alice):
     assert gone[1] and gone[0]["code"] == "not_found"
     assert dry[0]["dry_run"] is True and dry[0]["created"] == 1
     assert imported[0]["written"] is True and imported[0]["files"][0]["outcome"] == "created"
-    assert unsafe[1] and unsafe[0]["code"] == "import_failed"
+    # File by file by default (the bad file is reported, not raised); atomic refuses all.
+    assert not unsafe[1] and [f["outcome"] for f in unsafe[0]["files"]] == ["failed"]
+    assert unsafe_atomic[1] and unsafe_atomic[0]["code"] == "import_failed"
     assert [d["key"] for d in dependents[0]] == ["T-3"]
     assert path[0]["keys"][-1] == "T-1" and isinstance(path[0]["points"], float)
     assert StoryDependency.objects.filter(story__key="T-3", depends_on__key="T-1").exists()

@@ -285,10 +285,15 @@ class StoryQuerySet(models.QuerySet):
 
 
 class Story(TimestampedModel):
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="stories")
+    # No single-column index on project or backlog: stories_unique_key_per_project
+    # (project, key) and stories_backlog_priority_idx (backlog, priority) lead with them and
+    # serve the same lookups (and the cascades), so a per-column one only cost every write.
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="stories", db_index=False)
     key = models.CharField(max_length=64, validators=[story_key_validator])
     title = models.CharField(max_length=500)
-    backlog = models.ForeignKey(Backlog, null=True, blank=True, on_delete=models.SET_NULL, related_name="stories")
+    backlog = models.ForeignKey(
+        Backlog, null=True, blank=True, on_delete=models.SET_NULL, related_name="stories", db_index=False
+    )
     epic = models.ForeignKey(Epic, null=True, blank=True, on_delete=models.SET_NULL, related_name="stories")
     status = models.ForeignKey(Status, on_delete=models.PROTECT, related_name="stories")
     priority = models.PositiveSmallIntegerField(choices=Priority.choices, default=Priority.MEDIUM)

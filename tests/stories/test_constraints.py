@@ -61,3 +61,25 @@ def test_audit_log_is_append_only_in_the_orm(story):
     with pytest.raises(AppendOnlyError):
         row.delete()
     assert AuditLog.objects.get(pk=row.pk).action == "story.created"
+
+
+def test_story_project_and_backlog_have_no_index_of_their_own():
+    # Each import writes every index entry of every story: a single-column index on
+    # project_id or backlog_id duplicates the leading column of a composite index (which
+    # serves the same lookups and cascades), so the migration dropped them; the composite
+    # ones must stay.
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            constraints = connection.introspection.get_constraints(cursor, "stories")
+            indexed = {tuple(c["columns"]) for c in constraints.values() if c["index"] or c["unique"]}
+        else:  # Django's SQLite introspection fails on the expression index; read the pragmas
+            cursor.execute("SELECT name FROM pragma_index_list('stories')")
+            names = [name for (name,) in cursor.fetchall()]
+            indexed = set()
+            for name in names:
+                cursor.execute("SELECT name FROM pragma_index_info(%s) ORDER BY seqno", [name])
+                indexed.add(tuple(column for (column,) in cursor.fetchall()))
+    assert ("project_id",) not in indexed and ("backlog_id",) not in indexed, indexed
+    assert {("project_id", "key"), ("backlog_id", "priority")} <= indexed, indexed

@@ -118,3 +118,43 @@ def test_parallel_parsing_gives_the_same_import(fresh_project, write_files, monk
     assert [f.as_dict() for f in parallel.files] == [f.as_dict() for f in serial.files]
     assert parallel.count("created") == 40 and parallel.count("failed") == 1
     assert Story.objects.filter(project=parallel_project).count() == 40  # the connection still works
+
+
+def test_parse_workers_parse_the_bulk_items_with_the_same_results(fresh_project, write_files, monkeypatch):
+    """The parse workers also parse each file's bulk item (the project's statuses and
+    priority scale read before they start): the parent replays them instead of parsing
+    again, with the same outcomes and the same errors (field, reason, in order)."""
+    from stories.bulk import parse
+    from stories.importer import parsing as importer
+
+    files = {f"w/{i:03d}.md": story_text(f"W-{i:03d}", deps=[f"W-{i - 1:03d}"] if i else []) for i in range(30)}
+    files["w/status.md"] = story_text("W-900", status="no-such-status")
+    files["w/priority.md"] = story_text("W-901").replace("priority: high", "priority: 2")
+    files["w/self.md"] = story_text("W-902", deps=["W-902"])
+    files["w/unknown.md"] = story_text("W-903", extra="colour: blue\n")
+    files["w/dependent.md"] = story_text("W-904", deps=["W-900"])
+    root = write_files(files)
+    monkeypatch.setattr(importer, "PARALLEL_MIN_FILES", 1)
+    monkeypatch.setattr(importer, "_PARALLEL_CHUNK", 6)
+    serial = import_stories(root, project=fresh_project(), actor=None, workers=1, continue_on_error=True)
+
+    parsed_here, replayed = [], []
+    parse_item, replay = parse._Parser.parse_item, parse._Parser.replay
+    monkeypatch.setattr(
+        parse._Parser, "parse_item", lambda self, i, raw: parsed_here.append(i) or parse_item(self, i, raw)
+    )
+    monkeypatch.setattr(parse._Parser, "replay", lambda self, i, ahead: replayed.append(i) or replay(self, i, ahead))
+    parallel_project = fresh_project()
+    parallel = import_stories(root, project=parallel_project, actor=None, workers=2, continue_on_error=True)
+
+    assert [f.as_dict() for f in parallel.files] == [f.as_dict() for f in serial.files]
+    failed = {f.path: f.code for f in parallel.files if f.outcome == "failed"}
+    assert failed == {
+        "w/status.md": "invalid_status",
+        "w/self.md": "dependency",
+        "w/dependent.md": "dependency_failed",
+    }, failed
+    # The first round replays every file's item; the second (after the failures) parses
+    # the remaining 32 again in this process (the planner changed the replayed ones).
+    assert len(replayed) == 35 and len(parsed_here) == 32, (len(replayed), len(parsed_here))
+    assert Story.objects.filter(project=parallel_project).count() == 32

@@ -100,78 +100,14 @@ class Parsed:
     errors: Errors = field(default_factory=Errors)
 
 
-def lookup_fingerprint(lookup: Lookup) -> tuple:
-    """What of `lookup` an item's parse depends on: a Prepared item parsed with another
-    fingerprint is parsed again."""
-    scale = tuple(sorted(lookup.priority_scale.items())) if lookup.priority_scale is not None else None
-    return (
-        lookup.project_slug,
-        tuple(lookup.statuses),
-        tuple(lookup.status_by_name),
-        tuple(lookup.epics),
-        tuple(lookup.backlogs),
-        lookup.create_missing_statuses,
-        scale,
-    )
-
-
-@dataclass
-class Prepared:
-    """One raw item parsed ahead of the batch (in stories.importer's parse workers), by
-    the same `_Parser.parse_item`: the item with its status named by slug (no model
-    instance to pickle), its problems without the batch index, the statuses it would
-    create. `parse_items` replays it in place of parsing the item again when the item's
-    key and the lookup's fingerprint are still those it was parsed with."""
-
-    fingerprint: tuple
-    key: Any
-    item: Item | None
-    status_slug: str | None
-    errors: list[tuple[Any, str, str]]  # (key, field, reason)
-    new_statuses: list[tuple[str, str]]
-    used: bool = False  # replayed once: the planner then changes the item (a later round parses)
-
-
-def prepare_item(raw: Any, lookup: Lookup, fingerprint: tuple) -> Prepared | None:
-    """`raw` parsed ahead with `lookup` (no database read), or None when it names a
-    backlog (the lookup ahead has none: the batch parses it)."""
-    if isinstance(raw, Mapping) and raw.get("backlog") not in (None, ""):
-        return None
-    parser = _Parser(lookup, Errors())
-    item = parser.parse_item(0, raw)
-    status_slug = None
-    if item is not None and item.status is not None:
-        status_slug, item.status = item.status.slug, None
-    errors = [(row["key"], row["field"], row["reason"]) for row in parser.errors.rows]
-    key = raw.get("key") if isinstance(raw, Mapping) else None
-    return Prepared(fingerprint, key, item, status_slug, errors, list(parser.new_statuses.items()))
-
-
-def parse_items(
-    raw_items: Sequence[Any],
-    lookup: Lookup,
-    errors: Errors | None = None,
-    prepared: Sequence[Prepared | None] | None = None,
-) -> Parsed:
+def parse_items(raw_items: Sequence[Any], lookup: Lookup, errors: Errors | None = None) -> Parsed:
     """Parse every raw item; an item with any problem is kept as a blank item (its key
-    still counts for duplicates) and its problems are added to `errors`. `prepared`
-    (per item, or None) holds items parsed ahead by `prepare_item`."""
+    still counts for duplicates) and its problems are added to `errors`."""
     parser = _Parser(lookup, errors or Errors())
-    fingerprint = lookup_fingerprint(lookup) if prepared is not None else None
     seen: dict[str, list[int]] = defaultdict(list)
     items = []
     for index, raw in enumerate(raw_items):
-        ahead = prepared[index] if prepared is not None else None
-        if (
-            ahead is not None
-            and not ahead.used
-            and ahead.fingerprint == fingerprint
-            and isinstance(raw, Mapping)
-            and ahead.key == raw.get("key")
-        ):
-            item = parser.replay(index, ahead)
-        else:
-            item = parser.parse_item(index, raw)
+        item = parser.parse_item(index, raw)
         if item is not None:
             items.append(item)
             seen[item.key].append(index)
@@ -208,23 +144,6 @@ class _Parser:
         self.errors = errors
         self.new_statuses: dict[str, str] = {}
         self.slug_cache: dict[str, str] = {}
-
-    def replay(self, index: int, ahead: Prepared) -> Item | None:
-        """The item `prepare_item` parsed, at `index` of this batch: its problems and new
-        statuses added in the order parsing it here would have added them."""
-        ahead.used = True
-        for key, field_name, reason in ahead.errors:
-            self.errors.rows.append({"index": index, "key": key, "field": field_name, "reason": reason})
-            self.errors.failed.add(index)
-        for slug, name in ahead.new_statuses:
-            self.new_statuses.setdefault(slug, name)
-        item = ahead.item
-        if item is None:
-            return None
-        item.index = index
-        if ahead.status_slug is not None:
-            item.status = self.lookup.statuses[ahead.status_slug]
-        return item
 
     def refuse_bad_text(self, index: int, raw: Mapping[str, Any]) -> bool:
         """Lone surrogates or NUL in any string of the item (keys too): each field named."""

@@ -17,7 +17,7 @@ from .. import project_settings
 from ..models import Backlog, Epic, Project, ProjectMember, Status, Story, StoryDependency, priority_scale
 from ..permissions import has_project_role
 from ..selectors import visible_project_ids
-from .parse import Dep, Errors, Item, Lookup, Prepared, parse_items
+from .parse import Dep, Errors, Item, Lookup, parse_items
 from .values import normalize_status_word
 
 CHUNK = 900  # stays under SQLite's 999 bound parameters per query
@@ -86,7 +86,6 @@ def make_plan(
     enforce_workflow: bool = True,
     progress: Callable[[int, int], None] | None = None,
     sources: Sequence[tuple[str, str, str] | None] | None = None,
-    prepared: Sequence[Prepared | None] | None = None,
 ) -> Plan:
     """Read, parse, resolve and classify the batch. Problems are collected in
     `plan.errors`; the caller raises them (`plan.raise_if_errors()`)."""
@@ -100,7 +99,7 @@ def make_plan(
         enforce_workflow=enforce_workflow,
         progress=progress,
     )
-    parsed = parse_items(plan.raw_items, load_lookup(plan), plan.errors, prepared)
+    parsed = parse_items(plan.raw_items, load_lookup(plan), plan.errors)
     plan.items, plan.by_key, plan.new_statuses = parsed.items, parsed.by_key, parsed.new_statuses
     if sources is not None:
         for item in plan.items:
@@ -121,25 +120,14 @@ def load_lookup(plan: Plan) -> Lookup:
     plan.statuses = {s.slug: s for s in Status.objects.filter(project=plan.project)}
     plan.epics = {e.slug: e for e in Epic.objects.filter(project=plan.project)}
     backlogs = plan.backlog_map() if any(_names_a_backlog(raw) for raw in plan.raw_items) else {}
-    return _lookup(plan.project, plan.statuses, plan.epics, backlogs)
-
-
-def project_lookup(project: Project) -> Lookup:
-    """The lookup `load_lookup` reads for a batch of `project` naming no backlog, read
-    ahead (stories.importer's parse workers parse the items with it: `prepare_item`)."""
-    statuses = {s.slug: s for s in Status.objects.filter(project=project)}
-    return _lookup(project, statuses, {e.slug: e for e in Epic.objects.filter(project=project)}, {})
-
-
-def _lookup(project: Project, statuses: dict, epics: dict, backlogs: dict) -> Lookup:
     return Lookup(
-        project_slug=project.slug,
-        statuses=statuses,
-        status_by_name={normalize_status_word(s.name): s for s in statuses.values()},
-        epics=epics,
+        project_slug=plan.project.slug,
+        statuses=plan.statuses,
+        status_by_name={normalize_status_word(s.name): s for s in plan.statuses.values()},
+        epics=plan.epics,
         backlogs=backlogs,
-        create_missing_statuses=bool(project.settings.get(project_settings.CREATE_MISSING_STATUSES)),
-        priority_scale=project_priority_scale(project),
+        create_missing_statuses=bool(plan.project.settings.get(project_settings.CREATE_MISSING_STATUSES)),
+        priority_scale=project_priority_scale(plan.project),
     )
 
 

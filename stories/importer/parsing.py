@@ -16,14 +16,12 @@ from typing import Any
 import orjson
 
 from .. import fields
-from ..bulk.parse import Lookup, Prepared, lookup_fingerprint, prepare_item
-from ..storyfiles import ITEM_DEFAULTS, ParsedFile, StoryFileError, decode, parse_story_file
+from ..storyfiles import ParsedFile, StoryFileError, decode, parse_story_file
 from .sources import Source
 
 PARALLEL_MIN_FILES = 2000
 _PARALLEL_CHUNK = 500
 _FORKED_SOURCES: list[Source] = []  # inherited by forked workers, so not pickled to them
-_FORKED_LOOKUP: Lookup | None = None  # the same: the project's lookup for prepare_item
 _ID_LINE = re.compile(rb"^(?:id|key)[ \t]*:[ \t]*[\"']?([A-Za-z0-9][A-Za-z0-9._-]*)", re.MULTILINE)
 CSV_REFUSED = (
     "a CSV export cannot be imported: it is a flat view for spreadsheets without the bodies, "
@@ -45,8 +43,6 @@ class Parsed:
 
     files: list[ParsedFile]
     digest: str
-    # Per file, its bulk item parsed ahead in the worker (bulk.parse.prepare_item), or None.
-    prepared: list[Prepared | None] | None = None
 
 
 def default_workers() -> int:
@@ -133,40 +129,20 @@ def json_story_file(story: dict[str, Any], source: Source) -> ParsedFile:
 
 def _parse_range(bounds: tuple[int, int]) -> list[Parsed | Failure]:
     start, end = bounds
-    results = [parse_one(source) for source in _FORKED_SOURCES[start:end]]
-    if _FORKED_LOOKUP is not None:
-        fingerprint = lookup_fingerprint(_FORKED_LOOKUP)
-        for source, result in zip(_FORKED_SOURCES[start:end], results, strict=True):
-            if isinstance(result, Parsed):
-                result.prepared = [
-                    prepare_item(
-                        {**ITEM_DEFAULTS, **file.item} if source.kind == "story" else file.item,
-                        _FORKED_LOOKUP,
-                        fingerprint,
-                    )
-                    for file in result.files
-                ]
-    return results
+    return [parse_one(source) for source in _FORKED_SOURCES[start:end]]
 
 
-def parses_in_workers(sources: list[Source], workers: int) -> bool:
-    """Whether `parse_all` forks worker processes for these sources."""
-    return workers > 1 and len(sources) >= PARALLEL_MIN_FILES and "fork" in multiprocessing.get_all_start_methods()
-
-
-def parse_all(sources: list[Source], workers: int, lookup: Lookup | None = None) -> Iterable[Parsed | Failure]:
+def parse_all(sources: list[Source], workers: int) -> Iterable[Parsed | Failure]:
     """Parse every source, in order. YAML parsing is most of an import's CPU time, so
     large imports are parsed by forked worker processes (fork: the sources are inherited,
     not pickled; the workers never touch the database connection and leave with
-    os._exit, so they cannot close it). With the project's `lookup` (read beforehand),
-    the workers also parse each file's bulk item (`Parsed.prepared`), which the bulk
-    upsert then takes instead of parsing it in this process."""
-    if not parses_in_workers(sources, workers):
+    os._exit, so they cannot close it)."""
+    if workers <= 1 or len(sources) < PARALLEL_MIN_FILES or "fork" not in multiprocessing.get_all_start_methods():
         for source in sources:
             yield parse_one(source)
         return
-    global _FORKED_SOURCES, _FORKED_LOOKUP
-    _FORKED_SOURCES, _FORKED_LOOKUP = sources, lookup
+    global _FORKED_SOURCES
+    _FORKED_SOURCES = sources
     try:
         bounds = [(i, min(i + _PARALLEL_CHUNK, len(sources))) for i in range(0, len(sources), _PARALLEL_CHUNK)]
         context = multiprocessing.get_context("fork")
@@ -174,4 +150,4 @@ def parse_all(sources: list[Source], workers: int, lookup: Lookup | None = None)
             for chunk in pool.map(_parse_range, bounds):
                 yield from chunk
     finally:
-        _FORKED_SOURCES, _FORKED_LOOKUP = [], None
+        _FORKED_SOURCES = []

@@ -33,12 +33,10 @@ from django.db import transaction
 from storyhub.errors import ApplicationError, BulkValidationError
 
 from ..bulk import story_bulk_upsert
-from ..bulk.parse import Prepared
-from ..bulk.plan import project_lookup
 from ..models import Backlog, ImportConflict, Project, Story
 from ..storyfiles import FIELD_TO_KEY, ITEM_DEFAULTS, ParsedFile
 from . import conflicts as parking
-from .parsing import Failure, parse_all, parses_in_workers
+from .parsing import Failure, parse_all
 from .report import FileResult, ImportReport, run_failed, run_finish, run_start
 from .sources import Collected, Source
 
@@ -53,7 +51,6 @@ class Entry:
     file: ParsedFile
     source: tuple[str, str, str]  # (repository, path, content hash) for the story
     from_export: bool = False  # a JSON export's story: its hash is not of these bytes
-    prepared: Prepared | None = None  # its bulk item parsed ahead by a parse worker
 
     @property
     def key(self) -> str:
@@ -138,7 +135,7 @@ def _import(  # noqa: PLR0913 -- the import's options, passed through
     sources, run, project, actor, backlog, dry_run, continue_on_error, progress, workers
 ) -> ImportReport:
     report = ImportReport(dry_run=dry_run, atomic=not continue_on_error)
-    entries = _read(sources, report, progress, workers, _lookup_ahead(project, sources, workers))
+    entries = _read(sources, report, progress, workers)
     try:
         with transaction.atomic():
             _Importer(project, actor, backlog, report, progress, run).run(entries)
@@ -174,22 +171,11 @@ def _rolled_back(report: ImportReport, *, atomic_failure: bool) -> None:
 # --------------------------------------------------------------------------- reading
 
 
-def _lookup_ahead(project: Project, sources: list[Source], workers: int):
-    """The project's lookup for the parse workers to parse the bulk items with, when
-    workers parse (None: the bulk upsert parses them, and reports a bad setting)."""
-    if not parses_in_workers(sources, workers):
-        return None
-    try:
-        return project_lookup(project)
-    except ValidationError:
-        return None
-
-
-def _read(sources: list[Source], report: ImportReport, progress, workers: int, lookup=None) -> list[Entry]:
+def _read(sources: list[Source], report: ImportReport, progress, workers: int) -> list[Entry]:
     entries: list[Entry] = []
     total = len(sources)
     step = max(1, total // 100)
-    for done, (source, parsed) in enumerate(zip(sources, parse_all(sources, workers, lookup), strict=True), start=1):
+    for done, (source, parsed) in enumerate(zip(sources, parse_all(sources, workers), strict=True), start=1):
         if progress is not None and (done % step == 0 or done == total):
             progress("read", done, total)
         base = {"root": source.root, "source_path": source.source_path, "repo": source.repo, "source": source}
@@ -202,7 +188,7 @@ def _read(sources: list[Source], report: ImportReport, progress, workers: int, l
             result.fail(parsed.code, parsed.reason, parsed.line)
             report.files.append(result)
             continue
-        for number, file in enumerate(parsed.files):
+        for file in parsed.files:
             path = file.path if source.kind == "json" else source.path
             result = FileResult(path=path, outcome="pending", key=file.item["key"], warnings=file.warnings, **base)
             result.content_hash = parsed.digest
@@ -213,16 +199,7 @@ def _read(sources: list[Source], report: ImportReport, progress, workers: int, l
                 origin = (exported["source_repo"], exported["source_path"], exported["source_hash"])
                 result.content_hash = exported["source_hash"]
             report.files.append(result)
-            prepared = parsed.prepared[number] if parsed.prepared is not None else None
-            entries.append(
-                Entry(
-                    result=result,
-                    file=file,
-                    source=origin,
-                    from_export=file.exported_source is not None,
-                    prepared=prepared,
-                )
-            )
+            entries.append(Entry(result=result, file=file, source=origin, from_export=file.exported_source is not None))
     return entries
 
 
@@ -364,7 +341,6 @@ class _Importer:
                     project=self.project,
                     items=[e.file.item for e in pending],
                     sources=[e.source for e in pending],
-                    prepared=[e.prepared for e in pending],
                     source="import",
                     backlog=self.backlog,
                     enforce_workflow=False,

@@ -10,9 +10,12 @@ instead of skipping it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -37,6 +40,32 @@ def _require_chromium() -> None:
     if os.environ.get("CI") == "true":
         pytest.fail(f"{reason}; browser tests are mandatory when CI=true", pytrace=False)
     pytest.skip(reason)
+
+
+@contextlib.contextmanager
+def launched_chromium(artifacts: Path | None = None) -> Iterator[Any]:
+    """Debian's chromium under Playwright, for a module's browser fixture. `artifacts`,
+    when given, is emptied first: this run's screenshots only."""
+    _require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    if artifacts is not None:
+        if artifacts.exists():
+            shutil.rmtree(artifacts)
+        artifacts.mkdir(parents=True)
+    # Playwright's sync API runs an event loop in this thread; the ORM calls the tests make
+    # in between are still plain synchronous calls.
+    mp = pytest.MonkeyPatch()
+    mp.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            try:
+                yield browser
+            finally:
+                browser.close()
+    finally:
+        mp.undo()
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -6,12 +6,11 @@ screenshot of every page at 1,440 and 390 px wide in test-artifacts/console/.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
-from tests.admin.test_browser import CHROMIUM, CHROMIUM_ARGS, PASSWORD, _require_chromium
+from tests.admin.test_browser import PASSWORD, launched_chromium
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -49,19 +48,8 @@ GEOMETRY_JS = """() => {
 
 @pytest.fixture(scope="module")
 def browser():
-    _require_chromium()
-    from playwright.sync_api import sync_playwright
-
-    if ARTIFACTS.exists():
-        shutil.rmtree(ARTIFACTS)
-    ARTIFACTS.mkdir(parents=True)
-    mp = pytest.MonkeyPatch()
-    mp.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-    mp.undo()
+    with launched_chromium(ARTIFACTS) as launched:
+        yield launched
 
 
 @pytest.fixture

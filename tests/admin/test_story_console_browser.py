@@ -7,12 +7,11 @@ test-artifacts/console-story/."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
-from tests.admin.test_browser import CHROMIUM, CHROMIUM_ARGS, PASSWORD, _require_chromium
+from tests.admin.test_browser import PASSWORD, launched_chromium
 from tests.admin.test_console_browser import NARROW, WIDE, assert_accessible, login, overflow
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -22,19 +21,8 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "console-st
 
 @pytest.fixture(scope="module")
 def browser():
-    _require_chromium()
-    from playwright.sync_api import sync_playwright
-
-    if ARTIFACTS.exists():
-        shutil.rmtree(ARTIFACTS)
-    ARTIFACTS.mkdir(parents=True)
-    mp = pytest.MonkeyPatch()
-    mp.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-    mp.undo()
+    with launched_chromium(ARTIFACTS) as launched:
+        yield launched
 
 
 @pytest.fixture

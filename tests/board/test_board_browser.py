@@ -6,23 +6,15 @@ from __future__ import annotations
 
 import pytest
 
-from tests.admin.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, PASSWORD, _require_chromium
+from tests.admin.test_browser import ARTIFACTS, PASSWORD, launched_chromium
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
 def browser():
-    _require_chromium()
-    import os
-
-    from playwright.sync_api import sync_playwright
-
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+    with launched_chromium() as launched:
+        yield launched
 
 
 def column(page, slug):

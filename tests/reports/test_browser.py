@@ -6,7 +6,6 @@ test-artifacts/reports-browser/."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -14,7 +13,7 @@ import pytest
 from django.core.management import call_command
 
 from stories.reports.charts import CHART_NAMES
-from tests.admin.test_browser import CHROMIUM, CHROMIUM_ARGS, _require_chromium
+from tests.admin.test_browser import launched_chromium
 
 from .conftest import MARKER, build_report_world
 
@@ -28,22 +27,8 @@ WITH_MARKS = set(CHART_NAMES)
 
 @pytest.fixture(scope="module")
 def browser():
-    _require_chromium()
-    if ARTIFACTS.exists():
-        shutil.rmtree(ARTIFACTS)
-    ARTIFACTS.mkdir(parents=True)
-    import os
-
-    from playwright.sync_api import sync_playwright
-
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
-            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    with launched_chromium(ARTIFACTS) as launched:
+        yield launched
 
 
 def drawn_charts(page) -> dict[str, int]:

@@ -269,9 +269,14 @@ def test_import_command_killed_while_writing_leaves_nothing(project, tmp_path):
         stderr=subprocess.PIPE,
         text=True,
     )
+    # The transaction that writes the stories: one that holds a write lock on the story
+    # table (the import's run row is created and committed in a short transaction of its
+    # own first; freezing after that one caught the import between transactions).
     query = (
-        "SELECT pid, state, backend_xid IS NOT NULL FROM pg_stat_activity "
-        "WHERE application_name = 'storyhub-dying-import' AND backend_xid IS NOT NULL"
+        "SELECT a.pid, a.state, a.backend_xid IS NOT NULL FROM pg_stat_activity a "
+        "WHERE a.application_name = 'storyhub-dying-import' AND a.backend_xid IS NOT NULL "
+        "AND EXISTS (SELECT 1 FROM pg_locks l WHERE l.pid = a.pid AND l.granted "
+        f"AND l.relation = '{Story._meta.db_table}'::regclass AND l.mode = 'RowExclusiveLock')"
     )
     try:
         with pg_connect(autocommit=True) as monitor:

@@ -110,18 +110,19 @@ def story_dependents(*, story: Story, transitive: bool = False, max_depth: int |
 
 
 # The rule itself (which category is ready, which link blocks) is stories.readiness's.
+# Each candidate probes its links' far side by status id alone (stories_status_cover_idx
+# on PostgreSQL: an index-only lookup, no story row); the completed and the closed status
+# ids are each read once per statement (bench/NOTES.md, issue 16, the million stories).
 _READY_SQL = f"""
     SELECT s.id FROM {_STORIES} s JOIN {_STATUSES} st ON st.id = s.status_id
     WHERE s.project_id = %s AND {readiness.ready_category_sql("st")}
       AND NOT EXISTS (
-        SELECT 1 FROM {_DEPS} d
-        JOIN {_STORIES} b ON b.id = d.depends_on_id JOIN {_STATUSES} bs ON bs.id = b.status_id
-        WHERE d.story_id = s.id AND {readiness.open_blocker_sql("d", "bs")}
+        SELECT 1 FROM {_DEPS} d JOIN {_STORIES} b ON b.id = d.depends_on_id
+        WHERE d.story_id = s.id AND {readiness.open_blocker_sql("d", "b.status_id")}
       )
     ORDER BY s.priority DESC,
-      (SELECT COUNT(*) FROM {_DEPS} w
-        JOIN {_STORIES} ws ON ws.id = w.story_id JOIN {_STATUSES} wst ON wst.id = ws.status_id
-        WHERE w.depends_on_id = s.id AND w.type = %s AND {readiness.open_category_sql("wst")}) DESC,
+      (SELECT COUNT(*) FROM {_DEPS} w JOIN {_STORIES} ws ON ws.id = w.story_id
+        WHERE w.depends_on_id = s.id AND w.type = %s AND {readiness.open_status_sql("ws.status_id")}) DESC,
       s.key, s.id
     LIMIT %s OFFSET %s
 """

@@ -20,7 +20,7 @@ import re
 
 from django.db.models import Q
 
-from .models import Project, StatusCategory, StoryDependency
+from .models import Project, Status, StatusCategory, StoryDependency
 from .rules import HIDDEN_REF
 
 BLOCKING_TYPE = StoryDependency.Type.BLOCKS.value
@@ -72,11 +72,19 @@ for _value in (BLOCKING_TYPE, DONE_CATEGORY, READY_CATEGORY, *CLOSED_CATEGORIES)
     assert _SQL_ALIAS.match(_value), _value  # safe as SQL literals below
 
 
-def open_blocker_sql(dependency: str, target_status: str) -> str:
-    """SQL condition: the row `dependency` of story_dependencies, whose target's status
-    row is `target_status`, is an open blocker."""
-    assert _SQL_ALIAS.match(dependency) and _SQL_ALIAS.match(target_status)
-    return f"{dependency}.type = '{BLOCKING_TYPE}' AND {target_status}.category <> '{DONE_CATEGORY}'"
+_STATUSES = Status._meta.db_table
+
+
+def open_blocker_sql(dependency: str, target_status_id: str) -> str:
+    """SQL condition: the row `dependency` of story_dependencies, whose target's status id
+    is the column `target_status_id`, is an open blocker. The completed statuses are one
+    uncorrelated subquery (PostgreSQL hashes it once per statement), so a probe reads the
+    blocker's status id, not its status row."""
+    assert _SQL_ALIAS.match(dependency) and re.match(r"^[a-z_]+\.[a-z_]+$", target_status_id)
+    return (
+        f"{dependency}.type = '{BLOCKING_TYPE}' AND {target_status_id} NOT IN "
+        f"(SELECT done.id FROM {_STATUSES} done WHERE done.category = '{DONE_CATEGORY}')"
+    )
 
 
 def ready_category_sql(status: str) -> str:
@@ -85,7 +93,9 @@ def ready_category_sql(status: str) -> str:
     return f"{status}.category = '{READY_CATEGORY}'"
 
 
-def open_category_sql(status: str) -> str:
-    """SQL condition: the status row `status` is not finished (still waiting for work)."""
-    assert _SQL_ALIAS.match(status)
-    return f"{status}.category NOT IN ({', '.join(repr(c) for c in CLOSED_CATEGORIES)})"
+def open_status_sql(status_id: str) -> str:
+    """SQL condition: the status id in column `status_id` is not finished (its story still
+    waits for work); like open_blocker_sql, one uncorrelated subquery of status ids."""
+    assert re.match(r"^[a-z_]+\.[a-z_]+$", status_id)
+    closed = ", ".join(repr(c) for c in CLOSED_CATEGORIES)
+    return f"{status_id} NOT IN (SELECT closed.id FROM {_STATUSES} closed WHERE closed.category IN ({closed}))"

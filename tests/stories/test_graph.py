@@ -59,6 +59,23 @@ def test_ready_needs_unstarted_and_completed_blockers(project, make_story, owner
     assert graph.ready_story_ids(project=project, limit=1, offset=1) == [free.pk]
 
 
+def test_ready_counts_cancelled_blockers_as_open_and_only_open_waiting_stories(
+    project, make_story, owner, django_assert_num_queries
+):
+    # A cancelled blocker still blocks (only the completed category frees a story).
+    dropped = make_story("DROP", status="cancelled")
+    held = make_story("HELD", status="ready")
+    DependencyFactory(story=held, depends_on=dropped, actor=owner)
+    # B is waited for by a cancelled and a done story, C by one unstarted story: only
+    # stories still waiting for work count in the order, so C comes before B.
+    b, c = make_story("B", status="ready", priority="low"), make_story("C", status="ready", priority="low")
+    for key, status, blocker in (("X", "cancelled", b), ("Y", "done", b), ("Z", "draft", c)):
+        DependencyFactory(story=make_story(key, status=status), depends_on=blocker, actor=owner)
+    with django_assert_num_queries(1):
+        ready = graph.ready_story_ids(project=project)
+    assert [Story.objects.get(pk=i).key for i in ready] == ["C", "B"]
+
+
 def test_ready_treats_cross_project_blockers(project, make_story, owner):
     other = ProjectFactory(slug="other", actor=owner)
     blocker = make_story("X-1", project=other, status="in_progress")

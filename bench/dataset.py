@@ -24,11 +24,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import random
 import sys
 import time
-from datetime import UTC, datetime, timedelta
+from bisect import bisect
+from datetime import UTC, datetime
+from itertools import accumulate
 
 import psycopg
 import psycopg.sql
@@ -121,20 +124,61 @@ _EPIC_COLUMNS = ["id", "project_id", "slug", "name", "description", "created_at"
 _DEP_COLUMNS = ["story_id", "depends_on_id", "type", "description", "created_at"]
 _HISTORY_COLUMNS = ["story_id", "old_status_id", "new_status_id", "changed_by_id", "changed_at", "notes"]
 _AUDIT_COLUMNS = ["action", "entity_type", "entity_id", "project_id", "user_id", "user_repr", "timestamp", "details"]
+_COLUMNS = {
+    "epics": _EPIC_COLUMNS,
+    "story_dependencies": _DEP_COLUMNS,
+    "status_history": _HISTORY_COLUMNS,
+    "audit_log": _AUDIT_COLUMNS,
+}
+# The two COPY streams (one connection each, so the server loads on both cores): the
+# stories with their epics and links, and the history with its audit rows.
+_STREAMS = (("epics", "stories", "story_dependencies"), ("status_history", "audit_log"))
+NULL = "\\N"  # COPY's text format: NULL; no generated value holds a tab, newline or backslash
+# The variable cells of a story row, in this order; every other column is a constant.
+_STORY_CELLS = (
+    "id", "project_id", "key", "title", "epic_id", "status_id", "priority", "estimate", "points_min", "points_max",
+    "branch_name", "file_path", "labels", "created", "last_updated", "body", "version", "created_at", "updated_at",
+)  # fmt: skip
+_STORY_CONSTANTS = {
+    "backlog_id": NULL,
+    "owner": "team-a",
+    "author": "planning-agent",
+    "metadata": json.dumps({"layer": "bench", "market": "global"}),
+    "rank": NULL,
+    "source_repo": "",
+    "source_path": "",
+    "source_hash": "",
+}
 
 
-def _flush(cur, story_columns: list[str], epics: list, stories: list, deps: list, history: list, audit: list) -> None:
-    """COPY one project's rows (parents first: links only point to stories written
-    already) and empty the buffers, so a million stories never sit in memory at once."""
-    for table, columns, buffer in (
-        ("epics", _EPIC_COLUMNS, epics),
-        ("stories", story_columns, stories),
-        ("story_dependencies", _DEP_COLUMNS, deps),
-        ("status_history", _HISTORY_COLUMNS, history),
-        ("audit_log", _AUDIT_COLUMNS, audit),
-    ):
-        _copy(cur, table, columns, buffer)
-        buffer.clear()
+def _story_template(story_columns: list[str]) -> str:
+    """One story's COPY line as a format string, cells in the table's column order."""
+    cells = [
+        _STORY_CONSTANTS[c].replace("{", "{{").replace("}", "}}")
+        if c in _STORY_CONSTANTS
+        else f"{{{_STORY_CELLS.index(c)}}}"
+        for c in story_columns
+    ]
+    return "\t".join(cells) + "\n"
+
+
+class _Clock:
+    """COPY text of UTC timestamps and dates from whole seconds since the epoch (every
+    generated time is whole seconds), each day's date formatted once."""
+
+    def __init__(self) -> None:
+        self.days: dict[int, str] = {}
+
+    def date(self, seconds: int) -> str:
+        day = seconds // 86400
+        text = self.days.get(day)
+        if text is None:
+            text = self.days[day] = datetime.fromtimestamp(day * 86400, UTC).date().isoformat()
+        return text
+
+    def stamp(self, seconds: int) -> str:
+        rest = seconds % 86400
+        return f"{self.date(seconds)} {rest // 3600:02d}:{rest // 60 % 60:02d}:{rest % 60:02d}+00"
 
 
 _LOADED_TABLES = ["epics", "stories", "story_dependencies", "status_history", "audit_log"]
@@ -171,6 +215,210 @@ def _create_indexes(db: str, definitions: list[str]) -> None:
         list(pool.map(create, order))
 
 
+_PRIORITIES = [1, 2, 2, 3, 3, 3, 4, 5]
+_ESTIMATES = ["1sp", "2sp", "3sp", "1-2sp", "5", "8sp"]
+_POINTS = {}  # estimate -> (points_min, points_max) as COPY text
+for _estimate in _ESTIMATES:
+    _lo, _, _hi = _estimate.rstrip("sp").partition("-")
+    _POINTS[_estimate] = (_lo, _hi or _lo)
+_FINALS = [s for s, _ in FINAL_STATUS]
+_CUM_BASE = list(accumulate(float(w) for _, w in FINAL_STATUS[:6]))  # the weights before done
+assert [s for s, _ in FINAL_STATUS[6:]] == ["done", "accepted", "cancelled"]
+_W_DONE, _W_ACCEPTED, _W_CANCELLED = (w for _, w in FINAL_STATUS[6:])
+
+
+def _history_steps(status_of: dict[str, int]) -> dict[str, tuple[int, list[tuple[str, str, str, str, str]]]]:
+    """Per final status: the story's version and its history steps as COPY cells (old
+    status id, new status id, notes, audit action, audit details), for one project."""
+    steps = {}
+    for final, walked in PATH_TO.items():
+        path = walked if walked[0] == "draft" else ["draft", *walked]
+        rows, old = [], None
+        for slug in path:
+            details = {"source": "import" if old is None else "api", "changes": {"status": {"old": old, "new": slug}}}
+            rows.append(
+                (
+                    NULL if old is None else str(status_of[old]),
+                    str(status_of[slug]),
+                    "created" if old is None else "",
+                    "story.created" if old is None else "story.status_changed",
+                    json.dumps(details),
+                )
+            )
+            old = slug
+        steps[final] = (len(walked) + (0 if walked[0] == "draft" else 1), rows)
+    return steps
+
+
+def generate(
+    out, projects: list[tuple[int, dict[str, int]]], per_project: int, story_columns: list[str], seed: int
+) -> None:  # noqa: C901 -- one pass per story, every table's rows (bench only)
+    """Every project's rows as COPY text, in id order, one `(table, bytes)` list per
+    project put on `out` (None at the end). Runs in its own process while the parent
+    COPYs, and makes exactly the random draws the row-by-row writer made, in the same
+    order, so the dataset is the same for a seed. `projects`: (project id, status id by
+    slug) in order."""
+    rng = random.Random(seed)
+    random_, choice, randint, sample = rng.random, rng.choice, rng.randint, rng.sample
+    clock = _Clock()
+    story_line = _story_template(story_columns).format
+    now_s = int(datetime(2026, 1, 1, tzinfo=UTC).timestamp())
+    now_stamp = clock.stamp(now_s)
+    start_s = now_s - 379 * 86400  # a year of history per project, ending two weeks before `now`
+    platform_ids: dict[int, list[int]] = {}
+    sid = epic_id = 0
+    for p, (pk, status_of) in enumerate(projects):
+        steps = _history_steps(status_of)
+        final_status = {final: str(status_of[final]) for final in _FINALS}
+        first_in_project = sid + 1
+        pks = str(pk)
+        epics, lines, deps_out, hist, audit = [], [], [], [], []
+        cross = 0
+        plat = platform_ids.setdefault(p, [])
+        for j in range(per_project):
+            sid += 1
+            epic_idx, pos = divmod(j, EPIC_SIZE)
+            if pos == 0:
+                epic_id += 1
+                epics.append(f"{epic_id}\t{pk}\tepic-{epic_idx:03d}\tEpic {epic_idx}\t\t{now_stamp}\t{now_stamp}\n")
+            # earlier stories are more often finished: rng.choices's draw over the weights
+            # (done and accepted scaled up), the cumulative sums added in the same order
+            scale = 1.0 + 2.0 * (1.0 - j / per_project)
+            done = _CUM_BASE[5] + _W_DONE * scale
+            accepted = done + _W_ACCEPTED * scale
+            cum = [*_CUM_BASE, done, accepted, accepted + _W_CANCELLED]
+            final = _FINALS[bisect(cum, random_() * (cum[-1] + 0.0), 0, 8)]
+            prio = choice(_PRIORITIES)
+            est = choice(_ESTIMATES)
+            lo, hi = _POINTS[est]
+            key = f"B{p:02d}-{j + 1:05d}"
+            created_s = start_s + j * YEAR_S // per_project
+            created = clock.stamp(created_s)
+            day = clock.date(created_s)
+            title = f"{choice(WORDS).title()} {choice(WORDS)} for {key}"
+            version, story_steps = steps[final]
+            labels = json.dumps(sample(LABELS, 2))
+            lines.append(
+                story_line(
+                    sid,
+                    pks,
+                    key,
+                    title,
+                    epic_id,
+                    final_status[final],
+                    prio,
+                    est,
+                    lo,
+                    hi,
+                    f"{key.lower()}-branch",
+                    f"stories/{key}.md",
+                    labels,
+                    day,
+                    day,
+                    f"# {key}\\n\\nGenerated benchmark story.\\n",
+                    version,
+                    created,
+                    created,
+                )  # fmt: skip
+            )
+            # ~3 blocks dependencies, always to earlier stories
+            epic_start = first_in_project + epic_idx * EPIC_SIZE
+            deps: set[int] = set()
+            if pos > 0 and random_() < 0.5:
+                deps.add(sid - 1)
+            while pos > 1 and len(deps) < 2 + (pos > 3):
+                deps.add(randint(epic_start, sid - 1))
+            if epic_idx == 0:
+                plat.append(sid)
+            elif random_() < 0.3:
+                deps.add(choice(plat))
+            if p > 0 and random_() < 0.03:
+                deps.add(choice(platform_ids[rng.randrange(p)]))
+            for d in deps:
+                deps_out.append(f"{sid}\t{d}\tblocks\t\t{created}\n")
+                cross += d < first_in_project
+            # history: created (old NULL) then each step 6 h to 2.7 days apart; one audit row each
+            step_s = (6 + j % 60) * 3600
+            for k, (old, new, notes, action, details) in enumerate(story_steps):
+                at = clock.stamp(created_s + k * step_s)
+                hist.append(f"{sid}\t{old}\t{new}\t{NULL}\t{at}\t{notes}\n")
+                audit.append(f"{action}\tstory\t{sid}\t{pks}\t{NULL}\t\t{at}\t{details}\n")
+        counts = {"stories": len(lines), "dependencies": len(deps_out), "cross": cross, "history": len(hist)}
+        blobs = [
+            ("epics", "".join(epics).encode()),
+            ("stories", "".join(lines).encode()),
+            ("story_dependencies", "".join(deps_out).encode()),
+            ("status_history", "".join(hist).encode()),
+            ("audit_log", "".join(audit).encode()),
+        ]
+        out.put((counts, blobs))
+    out.put(None)
+
+
+def _stream(db: str, columns: dict[str, list[str]], inbox, errors: list) -> None:
+    """One COPY connection: each list of (table, COPY text) from `inbox` until None, the
+    foreign-key triggers skipped (the rows are consistent by construction; superuser
+    only). A failure is kept for the caller, and the inbox drained so it never blocks."""
+    try:
+        with psycopg.connect(server_url(db)) as conn, conn.cursor() as cur:
+            cur.execute("SET session_replication_role = replica")
+            while (blobs := inbox.get()) is not None:
+                for table, data in blobs:
+                    with cur.copy(f"COPY {table} ({', '.join(columns[table])}) FROM STDIN") as copy:
+                        copy.write(data)
+    except BaseException as exc:  # noqa: BLE001 -- re-raised by _load
+        errors.append(exc)
+        while inbox.get() is not None:
+            pass
+
+
+def _load(db: str, story_columns: list[str], produced) -> dict[str, int]:
+    """COPY what `produced` yields on two connections at once (_STREAMS) and return the
+    row counts."""
+    import queue
+    import threading
+
+    columns = {**_COLUMNS, "stories": story_columns}
+    inboxes = [queue.Queue(maxsize=2) for _ in _STREAMS]
+    errors: list[BaseException] = []
+    threads = [threading.Thread(target=_stream, args=(db, columns, inbox, errors)) for inbox in inboxes]
+    for thread in threads:
+        thread.start()
+    counts = dict.fromkeys(("stories", "dependencies", "cross", "history", "audit"), 0)
+    try:
+        for item_counts, blobs in produced:
+            for key, value in item_counts.items():
+                counts[key] += value
+            by_table = dict(blobs)
+            for inbox, tables in zip(inboxes, _STREAMS, strict=True):
+                inbox.put([(t, by_table[t]) for t in tables if by_table[t]])
+    finally:
+        for inbox in inboxes:
+            inbox.put(None)
+        for thread in threads:
+            thread.join()
+    if errors:
+        raise errors[0]
+    counts["audit"] = counts["history"]
+    return counts
+
+
+def _produced(queue, producer):
+    """The generator's items until its None; a generator that died raises."""
+    import queue as queues
+
+    while True:
+        try:
+            item = queue.get(timeout=1)
+        except queues.Empty:
+            if not producer.is_alive():
+                raise RuntimeError(f"the row generator exited with {producer.exitcode}") from None
+            continue
+        if item is None:
+            return
+        yield item
+
+
 def build(db: str, stories: int, projects: int, seed: int = 7, quiet: bool = False) -> dict:  # noqa: C901 -- one pass that writes every row in id order (bench only)
     """Create `db` from scratch (migrations + COPY) and return a description of it."""
     t0 = time.perf_counter()
@@ -197,119 +445,29 @@ def build(db: str, stories: int, projects: int, seed: int = 7, quiet: bool = Fal
         (s.project_id, s.slug): s.pk for s in Status.objects.filter(project__in=project_objs).only("project_id", "slug")
     }
 
-    rng = random.Random(seed)
     per_project = stories // projects
-    finals = [s for s, _ in FINAL_STATUS]
-    weights = [w for _, w in FINAL_STATUS]
     now = datetime(2026, 1, 1, tzinfo=UTC)
-    sid = 0
-    story_rows, dep_rows, hist_rows, audit_rows = [], [], [], []
-    counts = dict.fromkeys(("stories", "dependencies", "cross", "history", "audit"), 0)
     dj_cur = connection.cursor()
     cur = dj_cur.cursor  # the psycopg cursor underneath
     indexes = _drop_secondary_indexes(cur)
-    # The rows are generated consistent (links point to stories written before them), so
-    # the foreign-key triggers are skipped for the load (superuser only; bench databases).
-    cur.execute("SET session_replication_role = replica")
     story_columns = ["id", *fields.COLUMNS]  # the field table's, so the COPY matches the model
-    platform_ids: dict[int, list[int]] = {}
-    epic_rows = []
-    epic_id = 0
-    for p, proj in enumerate(project_objs):
-        first_in_project = sid + 1
-        for j in range(per_project):
-            sid += 1
-            epic_idx, pos = divmod(j, EPIC_SIZE)
-            if pos == 0:
-                epic_id += 1
-                epic_rows.append((epic_id, proj.pk, f"epic-{epic_idx:03d}", f"Epic {epic_idx}", "", now, now))
-            # earlier stories are more often finished
-            bias = 1.0 - j / per_project
-            w = [
-                wt * (1.0 + 2.0 * bias if s in ("done", "accepted") else 1.0)
-                for s, wt in zip(finals, weights, strict=False)
-            ]
-            final = rng.choices(finals, w)[0]
-            prio = rng.choice([1, 2, 2, 3, 3, 3, 4, 5])
-            est = rng.choice(["1sp", "2sp", "3sp", "1-2sp", "5", "8sp"])
-            lo, _, hi = est.rstrip("sp").partition("-")
-            key = f"B{p:02d}-{j + 1:05d}"
-            # A year of history per project, oldest first, ending two weeks before `now`.
-            created = now - timedelta(days=379) + timedelta(seconds=j * YEAR_S // per_project)
-            row = {
-                "id": sid,
-                "project_id": proj.pk,
-                "key": key,
-                "title": f"{rng.choice(WORDS).title()} {rng.choice(WORDS)} for {key}",
-                "backlog_id": None,
-                "epic_id": epic_id,
-                "status_id": status_ids[(proj.pk, final)],
-                "priority": prio,
-                "estimate": est,
-                "points_min": lo,
-                "points_max": hi or lo,
-                "branch_name": f"{key.lower()}-branch",
-                "file_path": f"stories/{key}.md",
-                "owner": "team-a",
-                "author": "planning-agent",
-                "labels": json.dumps(rng.sample(LABELS, 2)),
-                "created": created.date(),
-                "last_updated": created.date(),
-                "body": f"# {key}\n\nGenerated benchmark story.\n",
-                "metadata": json.dumps({"layer": "bench", "market": "global"}),
-                "version": len(PATH_TO[final]) + (0 if PATH_TO[final][0] == "draft" else 1),
-                "rank": None,
-                "source_repo": "",
-                "source_path": "",
-                "source_hash": "",
-                "created_at": created,
-                "updated_at": created,
-            }
-            story_rows.append(tuple(row[column] for column in story_columns))
-            # ~3 blocks dependencies, always to earlier stories
-            epic_start = first_in_project + epic_idx * EPIC_SIZE
-            deps: set[int] = set()
-            if pos > 0 and rng.random() < 0.5:
-                deps.add(sid - 1)
-            while pos > 1 and len(deps) < 2 + (pos > 3):
-                deps.add(rng.randint(epic_start, sid - 1))
-            plat = platform_ids.setdefault(p, [])
-            if epic_idx == 0:
-                plat.append(sid)
-            elif rng.random() < 0.3:
-                deps.add(rng.choice(plat))
-            if p > 0 and rng.random() < 0.03:
-                deps.add(rng.choice(platform_ids[rng.randrange(p)]))
-            for d in deps:
-                dep_rows.append((sid, d, "blocks", "", created))
-            # history: created (old NULL) then each step; one audit row each
-            path = PATH_TO[final] if PATH_TO[final][0] == "draft" else ["draft", *PATH_TO[final]]
-            old = None
-            for k, slug in enumerate(path):
-                at = created + timedelta(hours=k * (6 + j % 60))  # 6 h to 2.7 days a step
-                hist_rows.append(
-                    (
-                        sid,
-                        None if old is None else status_ids[(proj.pk, old)],
-                        status_ids[(proj.pk, slug)],
-                        None,
-                        at,
-                        "created" if old is None else "",
-                    )
-                )
-                action = "story.created" if old is None else "story.status_changed"
-                details = {
-                    "source": "import" if old is None else "api",
-                    "changes": {"status": {"old": old, "new": slug}},
-                }
-                audit_rows.append((action, "story", str(sid), proj.pk, None, "", at, json.dumps(details)))
-                old = slug
-        counts["stories"] += len(story_rows)
-        counts["dependencies"] += len(dep_rows)
-        counts["cross"] += sum(1 for _, d, *_ in dep_rows if d < first_in_project)
-        counts["history"] += len(hist_rows)
-        counts["audit"] += len(audit_rows)
-        _flush(cur, story_columns, epic_rows, story_rows, dep_rows, hist_rows, audit_rows)
+    # The rows are generated in a child process (one core) while this one COPYs them on
+    # two connections (the server's share); the queue holds at most a few projects.
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue(maxsize=4)
+    plan = [(proj.pk, {slug: status_ids[(proj.pk, slug)] for slug in PATH_TO}) for proj in project_objs]
+    producer = context.Process(target=generate, args=(queue, plan, per_project, story_columns, seed), daemon=True)
+    producer.start()
+    try:
+        counts = _load(db, story_columns, _produced(queue, producer))
+    finally:
+        producer.join(timeout=5)
+        if producer.is_alive():
+            producer.kill()
+    if producer.exitcode != 0:
+        raise RuntimeError(f"the row generator exited with {producer.exitcode}")
+    sid = counts["stories"]
+    cur.execute("SET session_replication_role = replica")
 
     chain = services.project_create(actor=None, slug=CHAIN_PROJECT, name="Bench chain")
     chain_ready = Status.objects.get(project=chain, slug="ready").pk
@@ -326,7 +484,8 @@ def build(db: str, stories: int, projects: int, seed: int = 7, quiet: bool = Fal
         chain_deps += [(chain_id, chain_id - k, "blocks", "", now) for k in (1, 2) if i - k >= 0]
 
     with dj_cur:
-        _flush(cur, story_columns, [], chain_rows, chain_deps, [], [])
+        _copy(cur, "stories", story_columns, chain_rows)
+        _copy(cur, "story_dependencies", _DEP_COLUMNS, chain_deps)
         cur.execute("SET session_replication_role = DEFAULT")
         load_seconds = time.perf_counter() - t0
         _create_indexes(db, indexes)

@@ -469,18 +469,31 @@ PLOTTED = [
     ("list_100_ratio_to_floor", 1.2, "story list over HTTP, × floor"),
     ("list_100_inprocess_ratio_to_floor", 1.5, "story list in process, × floor"),
     ("detail_ratio_to_floor", 0.7, "story detail, share of floor req/s"),
-    (f"transitive_blockers_ms_{SIZE}", 50, f"transitive blockers, ms ({SIZE})"),
+    ("transitive_blockers_ms_100k", 50, "transitive blockers, ms (100k)"),
     ("transitive_blockers_ms_chain_4k", 50, "transitive blockers, ms (4k chain)"),
-    (f"ready_ms_{SIZE}", 50, f"ready list, ms ({SIZE})"),
-    (f"search_ms_{SIZE}", 100, f"search, ms ({SIZE})"),
+    ("ready_ms_100k", 50, "ready list, ms (100k)"),
+    ("search_ms_100k", 100, "search, ms (100k)"),
     ("topo_order_ms_10k", 30, "topological order, ms (10k)"),
     ("critical_path_ms_10k", 40, "critical path, ms (10k)"),
     ("import_stories_per_s", 10000, "import, stories/s (target ÷ value)"),
     ("manage_startup_s", 1, "manage.py check, s"),
     ("make_run_fresh_s", 60, "make run, fresh clone, s"),
     ("worker_rss_mb_max", 250, "worker RSS, MB"),
+    # The million-story stage (its own run, merged in: see write_report).
+    ("transitive_blockers_ms_1m", 50, "transitive blockers, ms (1m)"),
+    ("ready_ms_1m", 50, "ready list, ms (1m)"),
+    ("search_ms_1m", 100, "search, ms (1m)"),
+    ("list_100_ratio_to_floor_1m", 1.3, "story list over HTTP, × floor (1m)"),
+    ("worker_rss_mb_max_1m", 250, "worker RSS, MB (1m)"),
+    ("build_seconds_1m", 300, "1m dataset build, s"),
 ]
 HIGHER_IS_BETTER = {"import_stories_per_s", "detail_ratio_to_floor"}
+# The million-story stage is its own run (`make bench BENCH_STORIES=1000000
+# BENCH_PROJECTS=100`): every figure it measures is named with `_1m`, and it replaces only
+# the `_1m` figures of docs/benchmarks.json, so the default run's figures stay, and each
+# figure and each ratio comes from one run, against floors timed in that run.
+STAGE = "_1m"
+DOCS = Path(os.environ.get("BENCH_DOCS", str(ROOT / "docs")))  # another directory: to test the writing
 
 
 def write_plot(path: Path) -> bool:
@@ -516,46 +529,121 @@ def write_plot(path: Path) -> bool:
     return True
 
 
-def write_report(info: dict, total_s: float) -> None:
-    docs = ROOT / "docs"
-    docs.mkdir(exist_ok=True)
-    payload = {
-        "machine": {"cpu_count": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
-        "dataset": {k: v for k, v in info.items() if k not in ("database", "member", "outsider")},
+def staged(name: str) -> str:
+    return name if name.endswith(STAGE) else name + STAGE
+
+
+def stage_payload(info: dict, total_s: float) -> dict:
+    """This run's description, figures and table rows: the default dataset's, or the
+    million-story stage's (every name ending in `_1m`)."""
+    stage = SIZE == "1m"
+    dataset = {k: v for k, v in info.items() if k not in ("database", "member", "outsider")}
+    run_results, run_rows = dict(results), list(rows)
+    if stage:
+        run_results = {staged(k): v for k, v in run_results.items()}
+        run_results |= {staged(k): v for k, v in dataset.items() if k.startswith("build_")}
+        run_rows = [(staged(n), m, p, t) for n, m, p, t in run_rows]
+        run_rows.append((staged("build_seconds"), str(dataset.get("build_seconds")), "", "< 300"))
+    return {
+        "dataset": dataset,
         "repeat": REPEAT,
         "list_repeat": LIST_REPEAT,
         "wrk_seconds": WRK_SECONDS,
-        "results": results,
-        "unavailable": unavailable,
-        "failures": failures,
+        "results": run_results,
+        "rows": run_rows,
+        "unavailable": dict(unavailable),
+        "failures": list(failures),
         "run_seconds": round(total_s, 1),
+        "loadavg": [round(x, 2) for x in os.getloadavg()],
+        "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
-    (docs / "benchmarks.json").write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
+
+
+def write_report(info: dict, total_s: float, docs: Path = DOCS) -> None:
+    """docs/benchmarks.{json,md,svg}: this run's stage replaces its own figures and keeps
+    the other stage's from the JSON already there (README "Benchmarks")."""
+    docs.mkdir(exist_ok=True)
+    run = stage_payload(info, total_s)
+    path = docs / "benchmarks.json"
+    previous = json.loads(path.read_text()) if path.exists() else {}
+    if SIZE == "1m":
+        base = {k: v for k, v in previous.items() if k != "stage_1m"}
+        base.setdefault("results", {})
+        base["results"] = {k: v for k, v in base["results"].items() if not k.endswith(STAGE)} | run["results"]
+        payload = base | {"stage_1m": {k: v for k, v in run.items() if k != "results"}}
+    else:
+        kept = {k: v for k, v in previous.get("results", {}).items() if k.endswith(STAGE)}
+        payload = {k: v for k, v in run.items() if k != "results"} | {"results": run["results"] | kept}
+        if "stage_1m" in previous:
+            payload["stage_1m"] = previous["stage_1m"]
+    payload["machine"] = {
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+    path.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
+    write_markdown(payload, docs)
+
+
+def _dataset_line(info: dict) -> str:
+    return (
+        f"{info['stories']} stories in {info['projects']} projects of {info['stories_per_project']},"
+        f" {info['dependencies']} `blocks` dependencies ({info['cross_project_dependencies']} cross-project),"
+        f" {info['status_history_rows']} status_history rows, {info['audit_rows']} audit rows;"
+        f" built with COPY in {info['build_seconds']} s"
+    )
+
+
+def _table(table_rows: list) -> list[str]:
+    lines = ["| figure | median | p95 | target / note |", "| --- | --- | --- | --- |"]
+    return lines + [f"| `{n}` | {m} | {p} | {t} |" for n, m, p, t in table_rows]
+
+
+def write_markdown(payload: dict, docs: Path) -> None:
+    info = payload.get("dataset")
     lines = [
         "# StoryHub benchmarks",
         "",
         "Generated by `make bench` (bench/run.py); do not edit by hand. Figures in milliseconds",
-        f"are medians and p95 over {REPEAT} runs after warm-up ({LIST_REPEAT} for the story list and its",
-        "floor, timed alternately so both see the same machine); throughput is wrk, 2 threads, 8",
-        f"connections, {WRK_SECONDS} s per endpoint, on loopback against gunicorn (every response",
+        f"are medians and p95 over {payload.get('repeat')} runs after warm-up ({payload.get('list_repeat')} for the story",
+        "list and its floor, timed alternately so both see the same machine); throughput is wrk, 2 threads,",
+        f"8 connections, {payload.get('wrk_seconds')} s per endpoint, on loopback against gunicorn (every response",
         "checked to be a 200).",
         "",
         f"- machine: {os.cpu_count()} CPUs, Python {platform.python_version()}",
-        f"- dataset: {info['stories']} stories in {info['projects']} projects of {info['stories_per_project']},"
-        f" {info['dependencies']} `blocks` dependencies ({info['cross_project_dependencies']} cross-project),"
-        f" {info['status_history_rows']} status_history rows, {info['audit_rows']} audit rows;"
-        f" built with COPY in {info['build_seconds']} s",
-        f"- whole run: {round(total_s)} s",
-        "",
-        "| figure | median | p95 | target / note |",
-        "| --- | --- | --- | --- |",
     ]
-    lines += [f"| `{n}` | {m} | {p} | {t} |" for n, m, p, t in rows]
-    if unavailable:
-        lines += ["", "## Not measured in this run", ""]
-        lines += [f"- `{k}`: {v}" for k, v in sorted(unavailable.items())]
-    if failures:
-        lines += ["", "## Failed", ""] + [f"- `{f}`" for f in failures]
+    if info and "rows" not in payload:  # written before the table rows were kept: the figures alone
+        payload["rows"] = [(k, v, "", "") for k, v in sorted(payload["results"].items()) if not k.endswith(STAGE)]
+    if info:
+        lines += [
+            f"- dataset: {_dataset_line(info)}",
+            f"- whole run: {round(payload.get('run_seconds', 0))} s, finished {payload.get('finished', '?')},"
+            f" load average at the end {payload.get('loadavg', '?')}",
+            "",
+            *_table(payload["rows"]),
+        ]
+    for title, key in (("Not measured in this run", "unavailable"), ("Failed", "failures")):
+        if payload.get(key):
+            entries = payload[key].items() if key == "unavailable" else ((f, "") for f in payload[key])
+            lines += ["", f"## {title}", ""] + [f"- `{k}`{': ' + v if v else ''}" for k, v in sorted(entries)]
+    stage = payload.get("stage_1m")
+    if stage:
+        lines += [
+            "",
+            "## The million-story stage",
+            "",
+            "Its own run (`make bench BENCH_STORIES=1000000 BENCH_PROJECTS=100`), every figure named `_1m`",
+            "and every ratio against a floor timed in that run.",
+            "",
+            f"- dataset: {_dataset_line(stage['dataset'])}",
+            f"- whole run: {round(stage['run_seconds'])} s, finished {stage.get('finished', '?')},"
+            f" load average at the end {stage.get('loadavg', '?')}",
+            "",
+            *_table(stage["rows"]),
+        ]
+        if stage.get("failures"):
+            lines += ["", "Failed in that run: " + ", ".join(f"`{f}`" for f in stage["failures"])]
+    results.update(payload["results"])  # the plot draws both stages
     if write_plot(docs / "benchmarks.svg"):
         lines += ["", "![each figure against its target](benchmarks.svg)"]
     notes = ROOT / "bench" / "NOTES.md"
@@ -599,7 +687,7 @@ def main() -> int:
         if os.environ.get("BENCH_KEEP_DB") != "1":
             dataset.drop_database(DB)
     if not SELECTED:
-        print((ROOT / "docs" / "benchmarks.md").read_text())
+        print((DOCS / "benchmarks.md").read_text())
     return 1 if failures else 0
 
 

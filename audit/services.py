@@ -12,7 +12,7 @@ from django.db import connection, models, transaction
 from django.db.models import Count, Max, Min
 from django.utils import timezone
 
-from storyhub.fastinsert import insert_rows
+from storyhub.fastinsert import insert_rows, inserting, reserve_ids
 
 from .context import current
 from .events import AuditAction, EntityType, event_type_for, registered_action, registered_entity_type
@@ -80,12 +80,20 @@ def audit_record_many(rows: list[AuditLog]) -> None:
     if not rows:
         return
     columns = ("action", "entity_type", "entity_id", "project_id", "user_id", "user_repr", "timestamp", "details")
-    ids = insert_rows(AuditLog, columns, [tuple(getattr(row, name) for name in columns) for row in rows], with_ids=True)
-    for row, pk in zip(rows, ids or [], strict=True):
-        row.pk = pk
-    # The events' column values straight from the rows (no model instance per event).
-    events = [values for values in map(outbox_values, rows) if values is not None]
-    insert_rows(OutboxEvent, OUTBOX_COLUMNS, [tuple(values[name] for name in OUTBOX_COLUMNS) for values in events])
+    values = [tuple(getattr(row, name) for name in columns) for row in rows]
+    # The events are made while the database writes the audit rows (storyhub.fastinsert).
+    with inserting(AuditLog, columns, values, ids=reserve_ids(AuditLog, len(rows))) as ids:
+        if ids is None:
+            raise RuntimeError("this database does not return ids from bulk inserts")
+        for row, pk in zip(rows, ids, strict=True):
+            row.pk = pk
+        # The events' column values straight from the rows (no model instance per event).
+        events = [
+            tuple(event[name] for name in OUTBOX_COLUMNS)
+            for event in map(outbox_values, rows)
+            if event is not None
+        ]
+    insert_rows(OutboxEvent, OUTBOX_COLUMNS, events)
 
 
 # The outbox row's columns (attnames), for batched inserts.

@@ -15,7 +15,7 @@ from django.utils import timezone
 from audit.events import AuditAction, EntityType
 from audit.services import audit_record_many, audit_row
 from storyhub.errors import ApplicationError, ConflictError
-from storyhub.fastinsert import insert_rows
+from storyhub.fastinsert import immediate_checks, insert_rows, inserting, reserve_ids
 
 from .. import project_settings, services
 from ..fields import COLUMNS
@@ -116,34 +116,42 @@ def check_blocked(plan: Plan) -> None:
 
 
 def write_new(plan: Plan) -> None:
+    """Insert the new stories, their first status_history rows, their links and their
+    `story.created` audit rows. Each batch's rows are made while PostgreSQL writes the
+    previous one, and the foreign keys are checked as each COPY ends (inside that
+    overlap), not at COMMIT (storyhub.fastinsert)."""
     new = [item for item in plan.items if item.outcome == "created"]
     if not new:
         return
     now = timezone.now()
     statuses = _initial_statuses(plan, new)
     plan.raise_if_errors()
-    rows = [_story_row(plan, item, status, now) for item, status in zip(new, statuses, strict=True)]
-    try:
-        ids = insert_rows(Story, STORY_COLUMNS, rows, with_ids=True)
-    except IntegrityError:
-        # Another writer created some of these keys after they were read above.
-        raise ConflictError(
-            "Some of these stories were created by someone else while this batch was being written; "
-            "nothing was written. Send the batch again (existing stories are then updated)."
-        ) from None
-    for item, pk in zip(new, ids, strict=True):
-        item.story_id = pk
-        plan.labels[pk] = item.key
     changed_by = _changed_by(plan.actor)
-    insert_rows(
-        StatusHistory,
-        _HISTORY_COLUMNS,
-        [
-            (item.story_id, None, status.pk, changed_by, now, item.notes or "created")
-            for item, status in zip(new, statuses, strict=True)
-        ],
-    )
-    _insert_new_links_and_audit(plan, new, statuses, now)
+    with immediate_checks():
+        # The rows are made as they are sent.
+        rows = (_story_row(plan, item, status, now) for item, status in zip(new, statuses, strict=True))
+        try:
+            with inserting(Story, STORY_COLUMNS, rows, ids=reserve_ids(Story, len(new))) as ids:
+                if ids is None:
+                    raise RuntimeError("this database does not return ids from bulk inserts")
+                for item, pk in zip(new, ids, strict=True):
+                    item.story_id = pk
+                    plan.labels[pk] = item.key
+                history = [
+                    (item.story_id, None, status.pk, changed_by, now, item.notes or "created")
+                    for item, status in zip(new, statuses, strict=True)
+                ]
+                links, refs = _new_links(new, now)
+        except IntegrityError:
+            # Another writer created some of these keys after they were read above.
+            raise ConflictError(
+                "Some of these stories were created by someone else while this batch was being written; "
+                "nothing was written. Send the batch again (existing stories are then updated)."
+            ) from None
+        insert_rows(StatusHistory, _HISTORY_COLUMNS, history)
+        with inserting(StoryDependency, _LINK_COLUMNS, links):
+            audit_rows = _created_audit_rows(plan, new, statuses, refs)
+        audit_record_many(audit_rows)
     plan.tick(len(new))
 
 
@@ -198,16 +206,25 @@ def _story_row(plan: Plan, item: Item, status: Status, now) -> tuple[Any, ...]:
     return tuple(row[column] for column in STORY_COLUMNS)
 
 
-def _insert_new_links_and_audit(plan: Plan, new: list[Item], statuses: list[Status], now) -> None:
+def _new_links(new: list[Item], now) -> tuple[list[tuple], list[list[str]]]:
+    """The link rows of the new stories, and per story its dependencies as the audit row
+    lists them."""
     links = []
-    audit_rows = []
+    refs_per_item = []
     by_index = {item.index: item for item in new}
-    for item, status in zip(new, statuses, strict=True):
+    for item in new:
         refs = []
         for dep in item.deps or ():
             target = dep.target_id if dep.target_id is not None else by_index[dep.batch_index].story_id
             links.append((item.story_id, target, dep.type, dep.description or "", now))
             refs.append(dep.ref if dep.type == "blocks" else f"{dep.ref} ({dep.type})")
+        refs_per_item.append(refs)
+    return links, refs_per_item
+
+
+def _created_audit_rows(plan: Plan, new: list[Item], statuses: list[Status], refs_per_item: list[list[str]]) -> list:
+    audit_rows = []
+    for item, status, refs in zip(new, statuses, refs_per_item, strict=True):
         changes = {"key": (None, item.key), "title": (None, item.data["title"]), "status": (None, status.slug)}
         if refs:
             changes["dependencies"] = (None, refs)
@@ -222,8 +239,7 @@ def _insert_new_links_and_audit(plan: Plan, new: list[Item], statuses: list[Stat
                 extra={"project": plan.project.slug, "key": item.key, "bulk": True},
             )
         )
-    insert_rows(StoryDependency, _LINK_COLUMNS, links)
-    audit_record_many(audit_rows)
+    return audit_rows
 
 
 # --------------------------------------------------------------------------- changed stories

@@ -89,9 +89,7 @@ def audit_record_many(rows: list[AuditLog]) -> None:
             row.pk = pk
         # The events' column values straight from the rows (no model instance per event).
         events = [
-            tuple(event[name] for name in OUTBOX_COLUMNS)
-            for event in map(outbox_values, rows)
-            if event is not None
+            tuple(event[name] for name in OUTBOX_COLUMNS) for event in map(outbox_values, rows) if event is not None
         ]
     insert_rows(OutboxEvent, OUTBOX_COLUMNS, events)
 

@@ -12,6 +12,8 @@ from collections import defaultdict
 from decimal import Decimal
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -155,6 +157,10 @@ def test_the_cached_order_follows_every_change_of_its_inputs(project, make_story
     link = services.dependency_add(actor=owner, story=a, depends_on=c)
     agrees()
     services.story_update(actor=owner, story=b, data={"priority": "critical"})
+    with CaptureQueriesContext(connection) as ctx:  # a story edit: the links are kept
+        graph.topological_order(project=project)
+    assert len(ctx.captured_queries) == 2  # the fingerprint, then the stories
+    assert not any(StoryDependency._meta.db_table in q["sql"] for q in ctx.captured_queries)
     agrees()
     services.story_update(actor=owner, story=c, data={"estimate": "5sp"})
     agrees()

@@ -7,6 +7,9 @@ import sys
 
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "storyhub.settings.local")
+    from storyhub import startup
+
+    startup.pause()  # until the apps are loaded (storyhub.apps); see storyhub/startup.py
     from django.core.management import execute_from_command_line
 
     execute_from_command_line(sys.argv)

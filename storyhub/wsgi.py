@@ -2,13 +2,18 @@
 
 import os
 
-from django.core.wsgi import get_wsgi_application
+from storyhub import startup
 
-from audit.logging import with_request_id_logging
+startup.pause()  # until the apps are loaded (storyhub.apps); see storyhub/startup.py
+
+from django.core.wsgi import get_wsgi_application  # noqa: E402
+
+from audit.logging import with_request_id_logging  # noqa: E402
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "storyhub.settings.production")
 
 application = with_request_id_logging(get_wsgi_application())
+startup.resume()  # already done by the apps' ready(), unless they were loaded before this module
 
 # Load the URLconf (and with it every view module) now, not in a worker's first request:
 # that request took ~1 s, and a reload's new workers paying it at once stalled the others.
@@ -16,4 +21,5 @@ application = with_request_id_logging(get_wsgi_application())
 if os.environ.get("STORYHUB_WARM_URLS", "true").lower() != "false":
     from django.urls import get_resolver
 
-    get_resolver().url_patterns  # noqa: B018 - evaluated for its imports
+    with startup.paused():  # and frozen before gunicorn forks the workers
+        get_resolver().url_patterns  # noqa: B018 - evaluated for its imports

@@ -8,16 +8,29 @@ CREATE_ATTEMPTS times; any other database error surfaces. A `_auth_user_id` nami
 user is stored as "no user" (Django's auth treats such a session as anonymous anyway), and
 data that is not strict JSON (NaN, infinity) is refused with a ValueError before it
 reaches the database.
+
+The session row is read with its user in one statement (a join on the `user` column);
+`SessionUserBackend`, Django's ModelBackend in AUTHENTICATION_BACKENDS, hands that user to
+auth's `get_user` instead of reading the row a second time, but only for the request's own
+session while `lend_session_user` lends it (sessions_app.middleware.AuthenticationMiddleware
+does), only for the user id the session names and only while the session is unchanged
+since it was read. Everything else of `get_user` is Django's: the backend path must be in
+AUTHENTICATION_BACKENDS, an inactive user is refused (`user_can_authenticate`), the session
+hash is verified against the password (a password change logs other sessions out; a
+fallback secret cycles the key), an expired or revoked session reads as no row at all.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
 import logging
 
 from django.contrib.auth import HASH_SESSION_KEY  # noqa: F401  (documented key of the dict)
+from django.contrib.auth.backends import ModelBackend
 from django.contrib.sessions.backends.base import CreateError, SessionBase, UpdateError
-from django.core.exceptions import SuspiciousOperation
+from django.core.exceptions import SuspiciousOperation, ValidationError
 from django.db import DatabaseError, IntegrityError, router, transaction
 from django.utils import timezone
 
@@ -27,6 +40,10 @@ logger = logging.getLogger("storyhub.sessions")
 # attempts are plenty; more would only hide a bug.
 CREATE_ATTEMPTS = 5
 
+# The session store whose user `SessionUserBackend.get_user` may take (set only around
+# auth's get_user by `lend_session_user`).
+_lent_store: contextvars.ContextVar[SessionStore | None] = contextvars.ContextVar("storyhub_session_user", default=None)
+
 
 class SessionStore(SessionBase):
     def __init__(self, session_key=None):
@@ -35,6 +52,8 @@ class SessionStore(SessionBase):
         self.user_agent: str = ""
         # The user id the stored row already has (checked once, not on every save).
         self._stored_user_id: int | None = None
+        # The user row read in the same statement as the session row (None: no user).
+        self._loaded_user = None
 
     @classmethod
     def get_model_class(cls):
@@ -48,7 +67,7 @@ class SessionStore(SessionBase):
 
     def _get_session_from_db(self):
         try:
-            return self.model.objects.get(sid=self.session_key, expire__gt=timezone.now())
+            return self.model.objects.select_related("user").get(sid=self.session_key, expire__gt=timezone.now())
         except (self.model.DoesNotExist, SuspiciousOperation) as exc:
             if isinstance(exc, SuspiciousOperation):
                 logging.getLogger(f"django.security.{exc.__class__.__name__}").warning(str(exc))
@@ -58,7 +77,20 @@ class SessionStore(SessionBase):
     def load(self):
         row = self._get_session_from_db()
         self._stored_user_id = row.user_id if row else None
+        self._loaded_user = row.user if row else None
         return dict(row.sess) if row else {}
+
+    def user_read_with_session(self, user_id):
+        """The user row read with this session, if it is user `user_id` and the session is
+        unchanged since (a login or logout in this request reads the user afresh)."""
+        user = self._loaded_user
+        if user is None or self.modified:
+            return None
+        try:
+            pk = type(user)._meta.pk.to_python(user_id)
+        except ValidationError:
+            return None
+        return user if user.pk == pk else None
 
     def exists(self, session_key):
         return self.model.objects.filter(sid=session_key).exists()
@@ -139,8 +171,31 @@ class SessionStore(SessionBase):
             if self.session_key is None:
                 return
             session_key = self.session_key
+            self._loaded_user = None
         self.model.objects.filter(sid=session_key).delete()
 
     @classmethod
     def clear_expired(cls):
         cls.get_model_class().objects.filter(expire__lt=timezone.now()).delete()
+
+
+@contextlib.contextmanager
+def lend_session_user(session):
+    """Within the block, `SessionUserBackend` may take the user read with `session`."""
+    token = _lent_store.set(session if isinstance(session, SessionStore) else None)
+    try:
+        yield
+    finally:
+        _lent_store.reset(token)
+
+
+class SessionUserBackend(ModelBackend):
+    """Django's ModelBackend (passwords, model permissions, `user_can_authenticate`), whose
+    `get_user` takes the user the lent session read in its own statement when it can."""
+
+    def get_user(self, user_id):
+        store = _lent_store.get()
+        user = store.user_read_with_session(user_id) if store is not None else None
+        if user is None:
+            return super().get_user(user_id)
+        return user if self.user_can_authenticate(user) else None

@@ -56,7 +56,8 @@ MIDDLEWARE = [
     "sessions_app.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Django's, taking the user read in the session's own statement (sessions_app.backends).
+    "sessions_app.middleware.AuthenticationMiddleware",
     # One read of the user's project roles per request for the admin's many checks.
     "stories.rules.RoleMemoMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -197,7 +198,8 @@ AUTH_PASSWORD_VALIDATORS = [
 # API keys never go through these backends, so the lockout does not affect them.
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out pair before the password check
-    "django.contrib.auth.backends.ModelBackend",
+    # Django's ModelBackend, whose get_user takes the user read with the session row.
+    "sessions_app.backends.SessionUserBackend",
     # Object permissions (`user.has_perm("stories.change_story", story)`) from stories.rules.
     "rules.permissions.ObjectPermissionBackend",
 ]

@@ -100,14 +100,50 @@ class Parsed:
     errors: Errors = field(default_factory=Errors)
 
 
-def parse_items(raw_items: Sequence[Any], lookup: Lookup, errors: Errors | None = None) -> Parsed:
+@dataclass
+class Prepared:
+    """The pure part of parsing one raw item, done beforehand (stories.importer does it
+    while the parse workers read the next files): its text problems, and its plain
+    fields' values and errors on the priority scale `scale`."""
+
+    problems: dict[str, str]
+    data: dict[str, Any]
+    field_errors: list[tuple[str, ValidationError]]
+    scale: Mapping[int, int] | None
+
+
+def prepare_item(raw: Mapping[str, Any], scale: Mapping[int, int] | None) -> Prepared:
+    problems = text_problems(raw)
+    data: dict[str, Any] = {}
+    field_errors: list[tuple[str, ValidationError]] = []
+    if not problems:
+        for name in PLAIN_FIELDS:
+            if name in raw:
+                try:
+                    data[name] = clean_value(name, raw[name], priority_scale=scale)
+                except ValidationError as exc:
+                    field_errors.append((name, exc))
+    return Prepared(problems, data, field_errors, scale)
+
+
+def parse_items(
+    raw_items: Sequence[Any],
+    lookup: Lookup,
+    errors: Errors | None = None,
+    prepared: Sequence[Prepared | None] | None = None,
+) -> Parsed:
     """Parse every raw item; an item with any problem is kept as a blank item (its key
-    still counts for duplicates) and its problems are added to `errors`."""
+    still counts for duplicates) and its problems are added to `errors`. `prepared`
+    (per item, or None) is what prepare_item made of it; one made on another priority
+    scale than the lookup's is done again."""
     parser = _Parser(lookup, errors or Errors())
     seen: dict[str, list[int]] = defaultdict(list)
     items = []
     for index, raw in enumerate(raw_items):
-        item = parser.parse_item(index, raw)
+        ready = prepared[index] if prepared is not None else None
+        if ready is not None and ready.scale != lookup.priority_scale:
+            ready = None
+        item = parser.parse_item(index, raw, ready)
         if item is not None:
             items.append(item)
             seen[item.key].append(index)
@@ -145,19 +181,19 @@ class _Parser:
         self.new_statuses: dict[str, str] = {}
         self.slug_cache: dict[str, str] = {}
 
-    def refuse_bad_text(self, index: int, raw: Mapping[str, Any]) -> bool:
+    def refuse_bad_text(self, index: int, raw: Mapping[str, Any], problems: dict[str, str] | None = None) -> bool:
         """Lone surrogates or NUL in any string of the item (keys too): each field named."""
-        problems = text_problems(raw)
+        problems = text_problems(raw) if problems is None else problems
         for name, reason in problems.items():
             self.errors.add(index, None if "key" in problems else raw.get("key"), name, reason)
         return bool(problems)
 
-    def parse_item(self, index: int, raw: Any) -> Item | None:
+    def parse_item(self, index: int, raw: Any, ready: Prepared | None = None) -> Item | None:
         errors = self.errors
         if not isinstance(raw, Mapping):
             errors.add(index, None, "non_field_errors", "Give an object with a key and the story's fields.")
             return None
-        if self.refuse_bad_text(index, raw):
+        if self.refuse_bad_text(index, raw, ready.problems if ready is not None else None):
             return None
         key = raw.get("key")
         if not ALLOWED_KEYS.issuperset(raw):
@@ -166,7 +202,13 @@ class _Parser:
         if not self._key_ok(index, key):
             return None
         before = len(errors.rows)
-        item = Item(index=index, key=key, data=self._plain_fields(index, key, raw))
+        if ready is None:
+            data = self._plain_fields(index, key, raw)
+        else:
+            data = dict(ready.data)  # its own copy: parsing writes into item.data
+            for name, exc in ready.field_errors:
+                errors.add_validation(index, key, exc, name)
+        item = Item(index=index, key=key, data=data)
         self._version(item, raw.get("version"))
         if "notes" in raw:
             item.notes = raw["notes"] if isinstance(raw["notes"], str) else str(raw["notes"])

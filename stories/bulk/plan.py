@@ -17,7 +17,7 @@ from .. import project_settings
 from ..models import Backlog, Epic, Project, ProjectMember, Status, Story, StoryDependency, priority_scale
 from ..permissions import has_project_role
 from ..selectors import visible_project_ids
-from .parse import Dep, Errors, Item, Lookup, parse_items
+from .parse import Dep, Errors, Item, Lookup, Prepared, parse_items
 from .values import normalize_status_word
 
 CHUNK = 900  # stays under SQLite's 999 bound parameters per query
@@ -86,6 +86,7 @@ def make_plan(
     enforce_workflow: bool = True,
     progress: Callable[[int, int], None] | None = None,
     sources: Sequence[tuple[str, str, str] | None] | None = None,
+    prepared: Sequence[Prepared | None] | None = None,
 ) -> Plan:
     """Read, parse, resolve and classify the batch. Problems are collected in
     `plan.errors`; the caller raises them (`plan.raise_if_errors()`)."""
@@ -99,7 +100,7 @@ def make_plan(
         enforce_workflow=enforce_workflow,
         progress=progress,
     )
-    parsed = parse_items(plan.raw_items, load_lookup(plan), plan.errors)
+    parsed = parse_items(plan.raw_items, load_lookup(plan), plan.errors, prepared)
     plan.items, plan.by_key, plan.new_statuses = parsed.items, parsed.by_key, parsed.new_statuses
     if sources is not None:
         for item in plan.items:

@@ -11,6 +11,7 @@ from django.db import transaction
 from ..models import Backlog, Project, ProjectMember
 from ..permissions import require_project_role
 from . import apply, plan
+from .parse import Prepared
 
 
 @dataclass
@@ -45,13 +46,15 @@ def story_bulk_upsert(
     enforce_workflow: bool = True,
     progress: Callable[[int, int], None] | None = None,
     sources: Sequence[tuple[str, str, str] | None] | None = None,
+    prepared: Sequence[Prepared | None] | None = None,
 ) -> BulkResult:
     """Create or update `items` (dicts with "key" and the ITEM_FIELDS) in `project`, all
     or nothing. `backlog` puts every story of the batch into that backlog. With
     `enforce_workflow=False` (imports) a changed status is taken as written, without
     checking the workflow's allowed transitions. `source` (e.g. "import") is recorded in
     the audit rows. `sources` gives, per item, the (repository, path, content hash) of
-    the file it came from (Story.source_*; stories.importer). Raises BulkValidationError
+    the file it came from (Story.source_*; stories.importer), `prepared` per item what
+parse.prepare_item made of it beforehand (or None). Raises BulkValidationError
     listing every bad item."""
     require_project_role(actor, project, ProjectMember.Role.MEMBER)
     if source is not None:
@@ -67,10 +70,11 @@ def story_bulk_upsert(
                 enforce_workflow=enforce_workflow,
                 progress=progress,
                 sources=sources,
+                prepared=prepared,
             )
     try:
         with transaction.atomic():
-            result = _run(actor, project, items, backlog, enforce_workflow, progress, sources)
+            result = _run(actor, project, items, backlog, enforce_workflow, progress, sources, prepared)
             if dry_run:
                 raise _DryRun
     except _DryRun:
@@ -79,7 +83,7 @@ def story_bulk_upsert(
     return result
 
 
-def _run(actor, project, items, backlog, enforce_workflow, progress, sources) -> BulkResult:
+def _run(actor, project, items, backlog, enforce_workflow, progress, sources, prepared) -> BulkResult:
     the_plan = plan.make_plan(
         actor=actor,
         project=project,
@@ -88,6 +92,7 @@ def _run(actor, project, items, backlog, enforce_workflow, progress, sources) ->
         enforce_workflow=enforce_workflow,
         progress=progress,
         sources=sources,
+        prepared=prepared,
     )
     the_plan.raise_if_errors()
     apply.apply_plan(the_plan)

@@ -33,7 +33,8 @@ from django.db import transaction
 from storyhub.errors import ApplicationError, BulkValidationError
 
 from ..bulk import story_bulk_upsert
-from ..models import Backlog, ImportConflict, Project, Story
+from ..bulk.parse import Prepared, prepare_item
+from ..models import Backlog, ImportConflict, Project, Story, priority_scale
 from ..storyfiles import FIELD_TO_KEY, ITEM_DEFAULTS, ParsedFile
 from . import conflicts as parking
 from .parsing import Failure, parse_all
@@ -51,6 +52,7 @@ class Entry:
     file: ParsedFile
     source: tuple[str, str, str]  # (repository, path, content hash) for the story
     from_export: bool = False  # a JSON export's story: its hash is not of these bytes
+    prepared: Prepared | None = None  # the item's pure parse, made while the next files are read
 
     @property
     def key(self) -> str:
@@ -135,7 +137,7 @@ def _import(  # noqa: PLR0913 -- the import's options, passed through
     sources, run, project, actor, backlog, dry_run, continue_on_error, progress, workers
 ) -> ImportReport:
     report = ImportReport(dry_run=dry_run, atomic=not continue_on_error)
-    entries = _read(sources, report, progress, workers)
+    entries = _read(sources, report, progress, workers, _scale(project))
     try:
         with transaction.atomic():
             _Importer(project, actor, backlog, report, progress, run).run(entries)
@@ -171,7 +173,18 @@ def _rolled_back(report: ImportReport, *, atomic_failure: bool) -> None:
 # --------------------------------------------------------------------------- reading
 
 
-def _read(sources: list[Source], report: ImportReport, progress, workers: int) -> list[Entry]:
+def _scale(project: Project) -> dict[int, int] | None:
+    """The project's priority scale, or None if its setting is bad (the bulk upsert then
+    refuses the batch by name)."""
+    try:
+        return priority_scale(project.settings)
+    except ValueError:
+        return None
+
+
+def _read(sources: list[Source], report: ImportReport, progress, workers: int, scale) -> list[Entry]:
+    """The parsed files as entries, each item's pure bulk parse (stories.bulk.parse.
+    prepare_item) made as its file arrives, i.e. while the workers parse the next ones."""
     entries: list[Entry] = []
     total = len(sources)
     step = max(1, total // 100)
@@ -199,7 +212,10 @@ def _read(sources: list[Source], report: ImportReport, progress, workers: int) -
                 origin = (exported["source_repo"], exported["source_path"], exported["source_hash"])
                 result.content_hash = exported["source_hash"]
             report.files.append(result)
-            entries.append(Entry(result=result, file=file, source=origin, from_export=file.exported_source is not None))
+            entry = Entry(result=result, file=file, source=origin, from_export=file.exported_source is not None)
+            if scale is not None:
+                entry.prepared = prepare_item(file.item, scale)
+            entries.append(entry)
     return entries
 
 
@@ -236,6 +252,7 @@ class _Importer:
             if new_key and new_key != entry.key:
                 entry.result.warnings.append(f"imported as {new_key} (conflict resolved with a new key)")
                 entry.file.item["key"] = new_key
+                entry.prepared = None  # made with the old key
                 entry.result.key = new_key
         return entries
 
@@ -341,6 +358,7 @@ class _Importer:
                     project=self.project,
                     items=[e.file.item for e in pending],
                     sources=[e.source for e in pending],
+                    prepared=[e.prepared for e in pending],
                     source="import",
                     backlog=self.backlog,
                     enforce_workflow=False,

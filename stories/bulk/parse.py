@@ -202,13 +202,7 @@ class _Parser:
         if not self._key_ok(index, key):
             return None
         before = len(errors.rows)
-        if ready is None:
-            data = self._plain_fields(index, key, raw)
-        else:
-            data = dict(ready.data)  # its own copy: parsing writes into item.data
-            for name, exc in ready.field_errors:
-                errors.add_validation(index, key, exc, name)
-        item = Item(index=index, key=key, data=data)
+        item = Item(index=index, key=key, data=self._plain_fields(index, key, raw, ready))
         self._version(item, raw.get("version"))
         if "notes" in raw:
             item.notes = raw["notes"] if isinstance(raw["notes"], str) else str(raw["notes"])
@@ -231,7 +225,11 @@ class _Parser:
             self.errors.add(index, key, "key", problem)
         return problem is None
 
-    def _plain_fields(self, index: int, key: str, raw: Mapping[str, Any]) -> dict[str, Any]:
+    def _plain_fields(self, index: int, key: str, raw: Mapping[str, Any], ready: Prepared | None) -> dict[str, Any]:
+        if ready is not None:
+            for name, exc in ready.field_errors:
+                self.errors.add_validation(index, key, exc, name)
+            return dict(ready.data)  # its own copy: parsing writes into item.data
         data: dict[str, Any] = {}
         for name in PLAIN_FIELDS:
             if name in raw:

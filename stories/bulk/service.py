@@ -49,13 +49,13 @@ def story_bulk_upsert(
     prepared: Sequence[Prepared | None] | None = None,
 ) -> BulkResult:
     """Create or update `items` (dicts with "key" and the ITEM_FIELDS) in `project`, all
-        or nothing. `backlog` puts every story of the batch into that backlog. With
-        `enforce_workflow=False` (imports) a changed status is taken as written, without
-        checking the workflow's allowed transitions. `source` (e.g. "import") is recorded in
-        the audit rows. `sources` gives, per item, the (repository, path, content hash) of
-        the file it came from (Story.source_*; stories.importer), `prepared` per item what
+    or nothing. `backlog` puts every story of the batch into that backlog. With
+    `enforce_workflow=False` (imports) a changed status is taken as written, without
+    checking the workflow's allowed transitions. `source` (e.g. "import") is recorded in
+    the audit rows. `sources` gives, per item, the (repository, path, content hash) of
+    the file it came from (Story.source_*; stories.importer), `prepared` per item what
     parse.prepare_item made of it beforehand (or None). Raises BulkValidationError
-        listing every bad item."""
+    listing every bad item."""
     require_project_role(actor, project, ProjectMember.Role.MEMBER)
     if source is not None:
         from audit.context import write_context
